@@ -1,0 +1,453 @@
+"""Generators and discriminators for the book, as un-compiled Keras 3 functional models.
+
+Four families, each a generator/discriminator pair for 32x32 or 64x64 RGB images:
+
+- ``mlp``: dense layers with ReLU, the "GAN basics" picture (also for 2-D toy data).
+- ``baseline``: the Keras CelebA DCGAN example (``dcgan_overriding_train_step``),
+  sigmoid output in [0, 1], latent size 128.
+- ``improved``: the anime design's model exactly as its notebook ran it, tanh output
+  in [-1, 1], latent size 100.
+- ``cifar``: the CIFAR design's DCGAN, transposed convolutions interleaved with
+  same-size convolutions, BatchNormalization, tanh output, latent size 128.
+
+Every discriminator ends in a linear ``Dense(1, name="logit")`` followed by a separate
+``Activation("sigmoid", name="probability")``: the model outputs a probability, and
+training code can take the logit from ``d.get_layer("logit").output`` for a numerically
+stable cross-entropy. Every generator carries ``generator.value_range`` (low, high).
+
+``width`` scales every filter and unit count except the 3-channel image output and the
+1-unit logit (rounded to the nearest integer, at least 8); ``width=1.0`` is the
+published model. It exists because the exact models train at a handful of images per
+second on a laptop CPU, so a chapter's quick mode uses a narrower one and says so.
+"""
+
+import inspect
+import math
+import numbers
+
+import keras
+from keras import layers
+
+MODEL_NAMES = ("mlp", "baseline", "improved", "cifar")
+
+# Output range of each family's generator: sigmoid -> (0, 1), tanh -> (-1, 1).
+VALUE_RANGES = {
+    "mlp": (-1.0, 1.0),
+    "baseline": (0.0, 1.0),
+    "improved": (-1.0, 1.0),
+    "cifar": (-1.0, 1.0),
+}
+
+# Latent sizes of the published models (the MLP's is this book's choice).
+DEFAULT_LATENT_DIM = {"mlp": 64, "baseline": 128, "improved": 100, "cifar": 128}
+
+CONV_IMAGE_SIZES = (32, 64)
+UPSAMPLE_CHOICES = ("nearest", "transposed")
+POOLING_CHOICES = ("average", "flatten")
+_MIN_FILTERS = 8
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_width(width):
+    if (
+        isinstance(width, bool)
+        or not isinstance(width, numbers.Real)
+        or not math.isfinite(width)
+        or width <= 0
+    ):
+        raise ValueError(
+            f"width must be a positive number (1.0 is the published model), got {width!r}"
+        )
+    return float(width)
+
+
+def _scaled(count, width):
+    """A filter or unit count times `width`, rounded half up, at least 8."""
+    return max(_MIN_FILTERS, int(math.floor(count * width + 0.5)))
+
+
+def _check_image_size(image_size, family):
+    if isinstance(image_size, bool) or image_size not in CONV_IMAGE_SIZES:
+        raise ValueError(
+            f"{family} models are built for image_size 32 or 64, got {image_size!r}; "
+            f"resize the data to one of {CONV_IMAGE_SIZES}"
+        )
+    return int(image_size)
+
+
+def _check_latent_dim(latent_dim):
+    if (
+        isinstance(latent_dim, bool)
+        or not isinstance(latent_dim, numbers.Integral)
+        or latent_dim < 1
+    ):
+        raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+    return int(latent_dim)
+
+
+def _check_choice(value, choices, what):
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {choices}")
+    return value
+
+
+def _generator(inputs, outputs, name, value_range):
+    model = keras.Model(inputs, outputs, name=name)
+    # Keras 3 keeps plain tuples as they are; clone_model and saving drop the attribute,
+    # which is why value_range() falls back to the model's name.
+    model.value_range = None if value_range is None else tuple(float(v) for v in value_range)
+    return model
+
+
+def _discriminator_head(x):
+    """Linear logit, then its sigmoid as a separate layer so the logit can be reached."""
+    logit = layers.Dense(1, name="logit")(x)
+    probability = layers.Activation("sigmoid", name="probability")(logit)
+    return probability
+
+
+# --------------------------------------------------------------------------- MLP
+
+
+def _mlp_data_shape(image_size, channels, data_shape):
+    if data_shape is None:
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+            raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        return (image_size, image_size, channels)
+    shape = tuple(data_shape)
+    if len(shape) not in (1, 3) or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(
+            f"data_shape must be (features,) for vectors or (height, width, channels) "
+            f"for images, got {data_shape!r}"
+        )
+    return shape
+
+
+def _mlp_suffix(shape):
+    return f"{shape[0]}" if len(shape) == 3 and shape[0] == shape[1] else "x".join(map(str, shape))
+
+
+def _check_hidden(hidden):
+    hidden = tuple(hidden)
+    if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
+        raise ValueError(
+            f"hidden must be a non-empty sequence of positive unit counts, got {hidden!r}"
+        )
+    return hidden
+
+
+def mlp_generator(
+    image_size=32, latent_dim=64, hidden=(256, 512), channels=3, width=1.0, data_shape=None
+):
+    """Dense generator: noise (n, latent_dim) -> Dense+ReLU per `hidden` -> data.
+
+    Images (default, data_shape (image_size, image_size, channels)): float32
+    (n, s, s, channels) through tanh, value range (-1, 1). Vectors (data_shape=(d,),
+    e.g. (2,) for the ring of Gaussians): float32 (n, d) through a linear output,
+    value range None (unbounded). `width` scales the hidden units.
+    """
+    shape = _mlp_data_shape(image_size, channels, data_shape)
+    latent_dim = _check_latent_dim(latent_dim)
+    width = _check_width(width)
+    hidden = _check_hidden(hidden)
+    is_image = len(shape) == 3
+    z = keras.Input((latent_dim,), name="z")
+    x = z
+    for i, units in enumerate(hidden):
+        x = layers.Dense(_scaled(units, width), activation="relu", name=f"dense_{i}")(x)
+    x = layers.Dense(math.prod(shape), activation="tanh" if is_image else "linear", name="output")(
+        x
+    )
+    if is_image:
+        x = layers.Reshape(shape, name="image")(x)
+    value_range = VALUE_RANGES["mlp"] if is_image else None
+    return _generator(z, x, f"mlp_generator_{_mlp_suffix(shape)}", value_range)
+
+
+def mlp_discriminator(image_size=32, hidden=(512, 256), channels=3, width=1.0, data_shape=None):
+    """Dense discriminator: data -> Flatten -> Dense+ReLU per `hidden` -> logit -> probability.
+
+    Input float32 (n, s, s, channels) images or (n, d) vectors (see `mlp_generator`);
+    output float32 (n, 1) probabilities in [0, 1]. `width` scales the hidden units.
+    """
+    shape = _mlp_data_shape(image_size, channels, data_shape)
+    width = _check_width(width)
+    hidden = _check_hidden(hidden)
+    inputs = keras.Input(shape, name="data")
+    x = layers.Flatten(name="flatten")(inputs) if len(shape) == 3 else inputs
+    for i, units in enumerate(hidden):
+        x = layers.Dense(_scaled(units, width), activation="relu", name=f"dense_{i}")(x)
+    outputs = _discriminator_head(x)
+    return keras.Model(inputs, outputs, name=f"mlp_discriminator_{_mlp_suffix(shape)}")
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def baseline_generator(image_size=64, latent_dim=128, width=1.0):
+    """The Keras CelebA DCGAN generator: noise (n, latent_dim) -> float32 (n, s, s, 3) in [0, 1].
+
+    Dense to (s/8, s/8, 128), three Conv2DTranspose (128, 256, 512; kernel 4, stride 2,
+    same) each with LeakyReLU(0.2), then Conv2D 3, kernel 5, sigmoid.
+    3,979,651 parameters at 64 px, 3,187,075 at 32 px (a 4x4 start).
+    """
+    image_size = _check_image_size(image_size, "baseline")
+    latent_dim = _check_latent_dim(latent_dim)
+    width = _check_width(width)
+    start, channels = image_size // 8, _scaled(128, width)
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(start * start * channels, name="project")(z)
+    x = layers.Reshape((start, start, channels), name="reshape")(x)
+    for i, filters in enumerate((128, 256, 512)):
+        x = layers.Conv2DTranspose(
+            _scaled(filters, width), 4, strides=2, padding="same", name=f"up_{i}"
+        )(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"up_{i}_act")(x)
+    x = layers.Conv2D(3, 5, padding="same", activation="sigmoid", name="image")(x)
+    return _generator(z, x, f"baseline_generator_{image_size}", VALUE_RANGES["baseline"])
+
+
+def baseline_discriminator(image_size=64, width=1.0):
+    """The Keras CelebA DCGAN discriminator: float32 (n, s, s, 3) in [0, 1] -> (n, 1) probability.
+
+    Conv2D 64, 128, 128 (kernel 4, stride 2, same) each with LeakyReLU(0.2), Flatten,
+    Dropout 0.2, Dense 1. 404,801 parameters at 64 px, 398,657 at 32 px.
+    """
+    image_size = _check_image_size(image_size, "baseline")
+    width = _check_width(width)
+    images = keras.Input((image_size, image_size, 3), name="images")
+    x = images
+    for i, filters in enumerate((64, 128, 128)):
+        x = layers.Conv2D(_scaled(filters, width), 4, strides=2, padding="same", name=f"conv_{i}")(
+            x
+        )
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"conv_{i}_act")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.2, name="dropout")(x)
+    outputs = _discriminator_head(x)
+    return keras.Model(images, outputs, name=f"baseline_discriminator_{image_size}")
+
+
+# --------------------------------------------------------------------------- improved
+
+
+def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="nearest"):
+    """The anime design's generator: noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
+
+    Dense to (s/4, s/4, 128) with ReLU, then two blocks of 2x upsampling + Conv2D 3x3
+    (128, then 64 filters) + BatchNormalization(momentum=0.8) + ReLU, then Conv2D 3x3
+    to 3 channels with tanh. 3,533,443 parameters at 64 px, 1,051,267 at 32 px.
+
+    upsample: "nearest" (what the notebook ran: UpSampling2D then a same-size Conv2D,
+    a known cure for checkerboard artefacts) or "transposed" (what the prose says:
+    Conv2DTranspose kernel 4, stride 2, same padding, with the same filter counts).
+    """
+    image_size = _check_image_size(image_size, "improved")
+    latent_dim = _check_latent_dim(latent_dim)
+    width = _check_width(width)
+    _check_choice(upsample, UPSAMPLE_CHOICES, "upsample")
+    start, channels = image_size // 4, _scaled(128, width)
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(start * start * channels, activation="relu", name="project")(z)
+    x = layers.Reshape((start, start, channels), name="reshape")(x)
+    for i, filters in enumerate((128, 64)):
+        filters = _scaled(filters, width)
+        if upsample == "nearest":
+            x = layers.UpSampling2D(2, interpolation="nearest", name=f"upsample_{i}")(x)
+            x = layers.Conv2D(filters, 3, padding="same", name=f"conv_{i}")(x)
+        else:
+            x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"conv_{i}")(x)
+        x = layers.BatchNormalization(momentum=0.8, name=f"conv_{i}_bn")(x)
+        x = layers.ReLU(name=f"conv_{i}_act")(x)
+    x = layers.Conv2D(3, 3, padding="same", activation="tanh", name="image")(x)
+    suffix = "" if upsample == "nearest" else "_transposed"
+    return _generator(z, x, f"improved_generator_{image_size}{suffix}", VALUE_RANGES["improved"])
+
+
+def improved_discriminator(image_size=64, width=1.0, pooling="average"):
+    """The anime design's discriminator: float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
+
+    Conv2D 32/128/128, kernel 5, stride 2 (same, valid, valid), each with LeakyReLU
+    (Keras default slope 0.3), Dropout 0.25 after the second; pooling; Dense 256 +
+    LeakyReLU + Dropout 0.5; Dense 1. 547,969 parameters at 32 and 64 px.
+
+    pooling: "average" (GlobalAveragePooling2D, what was run) or "flatten" (the usual
+    DCGAN head, 1,334,401 parameters at 64 px; the same network at 32 px, where the
+    last feature map is 1x1).
+    """
+    image_size = _check_image_size(image_size, "improved")
+    width = _check_width(width)
+    _check_choice(pooling, POOLING_CHOICES, "pooling")
+    images = keras.Input((image_size, image_size, 3), name="images")
+    x = images
+    for i, (filters, padding) in enumerate(((32, "same"), (128, "valid"), (128, "valid"))):
+        x = layers.Conv2D(_scaled(filters, width), 5, strides=2, padding=padding, name=f"conv_{i}")(
+            x
+        )
+        x = layers.LeakyReLU(name=f"conv_{i}_act")(x)
+        if i == 1:
+            x = layers.Dropout(0.25, name=f"conv_{i}_dropout")(x)
+    if pooling == "average":
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        x = layers.Flatten(name="pool")(x)
+    x = layers.Dense(_scaled(256, width), name="dense")(x)
+    x = layers.LeakyReLU(name="dense_act")(x)
+    x = layers.Dropout(0.5, name="dense_dropout")(x)
+    outputs = _discriminator_head(x)
+    suffix = "" if pooling == "average" else "_flatten"
+    return keras.Model(images, outputs, name=f"improved_discriminator_{image_size}{suffix}")
+
+
+# --------------------------------------------------------------------------- cifar
+
+# This book's reading of the CIFAR design (which gives the layer types, not the sizes):
+# filters per resolution stage, coarsest first; the generator mirrors the discriminator.
+CIFAR_GENERATOR_FILTERS = (256, 128, 64)
+CIFAR_DISCRIMINATOR_FILTERS = (64, 128, 256)
+# Moving statistics follow the batch faster than Keras's 0.99, so samples drawn in
+# inference mode look right after the few hundred steps of a quick run.
+_CIFAR_BN_MOMENTUM = 0.9
+
+
+def cifar_generator(image_size=32, latent_dim=128, width=1.0):
+    """The CIFAR design's generator: noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
+
+    Dense to (s/8, s/8, 256); then per stage (256, 128, 64 filters) a Conv2DTranspose
+    (kernel 4, stride 2, same) that doubles the size and a Conv2D (kernel 3, same) that
+    keeps it, each followed by BatchNormalization and ReLU; Conv2D 3x3 with tanh.
+    Convolutions before BatchNormalization have no bias (it would be cancelled).
+    """
+    image_size = _check_image_size(image_size, "cifar")
+    latent_dim = _check_latent_dim(latent_dim)
+    width = _check_width(width)
+    start, channels = image_size // 8, _scaled(CIFAR_GENERATOR_FILTERS[0], width)
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(start * start * channels, use_bias=False, name="project")(z)
+    x = layers.Reshape((start, start, channels), name="reshape")(x)
+    x = layers.BatchNormalization(momentum=_CIFAR_BN_MOMENTUM, name="project_bn")(x)
+    x = layers.ReLU(name="project_act")(x)
+    for i, filters in enumerate(CIFAR_GENERATOR_FILTERS):
+        filters = _scaled(filters, width)
+        x = layers.Conv2DTranspose(
+            filters, 4, strides=2, padding="same", use_bias=False, name=f"up_{i}"
+        )(x)
+        x = layers.BatchNormalization(momentum=_CIFAR_BN_MOMENTUM, name=f"up_{i}_bn")(x)
+        x = layers.ReLU(name=f"up_{i}_act")(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv_{i}")(x)
+        x = layers.BatchNormalization(momentum=_CIFAR_BN_MOMENTUM, name=f"conv_{i}_bn")(x)
+        x = layers.ReLU(name=f"conv_{i}_act")(x)
+    x = layers.Conv2D(3, 3, padding="same", activation="tanh", name="image")(x)
+    return _generator(z, x, f"cifar_generator_{image_size}", VALUE_RANGES["cifar"])
+
+
+def cifar_discriminator(image_size=32, width=1.0):
+    """The CIFAR design's discriminator: float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
+
+    Three Conv2D (64, 128, 256 filters; kernel 4, stride 2, same), each followed by
+    LeakyReLU(0.2), the last two with BatchNormalization before it (none on the first,
+    which sees the raw images, as in the DCGAN paper); Flatten; Dense 1.
+    """
+    image_size = _check_image_size(image_size, "cifar")
+    width = _check_width(width)
+    images = keras.Input((image_size, image_size, 3), name="images")
+    x = images
+    for i, filters in enumerate(CIFAR_DISCRIMINATOR_FILTERS):
+        x = layers.Conv2D(
+            _scaled(filters, width), 4, strides=2, padding="same", use_bias=i == 0, name=f"conv_{i}"
+        )(x)
+        if i > 0:
+            x = layers.BatchNormalization(momentum=_CIFAR_BN_MOMENTUM, name=f"conv_{i}_bn")(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"conv_{i}_act")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = _discriminator_head(x)
+    return keras.Model(images, outputs, name=f"cifar_discriminator_{image_size}")
+
+
+# --------------------------------------------------------------------------- pairs
+
+_BUILDERS = {
+    "mlp": (mlp_generator, mlp_discriminator),
+    "baseline": (baseline_generator, baseline_discriminator),
+    "improved": (improved_generator, improved_discriminator),
+    "cifar": (cifar_generator, cifar_discriminator),
+}
+_PAIR_ARGUMENTS = ("image_size", "latent_dim", "width")
+
+
+def _options_of(builder):
+    return [p for p in inspect.signature(builder).parameters if p not in _PAIR_ARGUMENTS]
+
+
+def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
+    """(generator, discriminator) of family `name` ("mlp", "baseline", "improved", "cifar").
+
+    image_size: 32 or 64 (any positive size for "mlp"; ignored there when
+    data_shape is given). latent_dim: None takes DEFAULT_LATENT_DIM[name].
+    options go to the builder that takes them (upsample -> generator, pooling ->
+    discriminator; mlp's data_shape and channels -> both); prefix one with
+    "generator_" or "discriminator_" to send it to one side only
+    (e.g. discriminator_hidden=(128,)).
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    make_generator, make_discriminator = _BUILDERS[name]
+    g_names, d_names = _options_of(make_generator), _options_of(make_discriminator)
+    g_options, d_options = {}, {}
+    for key, value in options.items():
+        if key.startswith("generator_") and key[len("generator_") :] in g_names:
+            g_options[key[len("generator_") :]] = value
+        elif key.startswith("discriminator_") and key[len("discriminator_") :] in d_names:
+            d_options[key[len("discriminator_") :]] = value
+        elif key in g_names or key in d_names:
+            if key in g_names:
+                g_options[key] = value
+            if key in d_names:
+                d_options[key] = value
+        else:
+            valid = ", ".join(sorted({*g_names, *d_names})) or "none"
+            raise ValueError(
+                f"unknown option {key!r} for {name!r} models; valid options: {valid} "
+                "(prefix one with generator_ or discriminator_ to send it to one side only)"
+            )
+    if name != "mlp":
+        _check_image_size(image_size, name)
+    latent_dim = DEFAULT_LATENT_DIM[name] if latent_dim is None else latent_dim
+    generator = make_generator(
+        image_size=image_size, latent_dim=latent_dim, width=width, **g_options
+    )
+    discriminator = make_discriminator(image_size=image_size, width=width, **d_options)
+    return generator, discriminator
+
+
+def latent_dim(generator):
+    """Length of the noise vector `generator` takes (its input is (n, latent_dim))."""
+    shape = tuple(generator.inputs[0].shape)
+    if len(generator.inputs) != 1 or len(shape) != 2 or shape[-1] is None:
+        raise ValueError(
+            f"{generator.name!r} does not take one (n, latent_dim) noise input: {shape}"
+        )
+    return int(shape[-1])
+
+
+def value_range(generator):
+    """(low, high) of `generator`'s output, or None for unbounded (vector) output.
+
+    Reads `generator.value_range`; a clone or a reloaded model has lost that attribute,
+    so it falls back to the family named at the start of the model's name.
+    """
+    if hasattr(generator, "value_range"):
+        return generator.value_range
+    if len(generator.outputs[0].shape) != 4:
+        return None
+    family = generator.name.split("_", 1)[0]
+    if family not in VALUE_RANGES:
+        raise ValueError(
+            f"cannot tell the value range of {generator.name!r}: it has no value_range "
+            f"attribute and its name does not start with one of {MODEL_NAMES}"
+        )
+    return VALUE_RANGES[family]

@@ -1,0 +1,426 @@
+"""Tests for ganlib/models.py: shapes, value ranges, exact parameter counts, options, errors."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from ganlib import models
+
+CONV_FAMILIES = ("baseline", "improved", "cifar")
+
+
+def _noise(n, dim, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, dim)).astype("float32")
+
+
+def _images(n, size, value_range=(-1.0, 1.0), seed=0):
+    low, high = value_range
+    return np.random.default_rng(seed).uniform(low, high, size=(n, size, size, 3)).astype("float32")
+
+
+def _check_generator(generator, image_size, n=2):
+    low, high = models.value_range(generator)
+    out = keras.ops.convert_to_numpy(
+        generator(_noise(n, models.latent_dim(generator)), training=False)
+    )
+    assert out.shape == (n, image_size, image_size, 3)
+    assert out.dtype == np.float32
+    assert np.all(out >= low) and np.all(out <= high)
+    return out
+
+
+def _check_discriminator(discriminator, image_size, n=3):
+    out = keras.ops.convert_to_numpy(discriminator(_images(n, image_size), training=False))
+    assert out.shape == (n, 1)
+    assert np.all(out >= 0.0) and np.all(out <= 1.0)
+    return out
+
+
+# --------------------------------------------------------------------------- shapes and ranges
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_every_pair_has_the_right_shapes_ranges_and_names(name, image_size):
+    width = 1.0 if name in ("improved", "mlp") else 0.25  # keep the big transposed stacks cheap
+    generator, discriminator = models.build_pair(name, image_size, width=width)
+    assert generator.name == f"{name}_generator_{image_size}"
+    assert discriminator.name == f"{name}_discriminator_{image_size}"
+    assert generator.value_range == models.VALUE_RANGES[name]
+    assert models.latent_dim(generator) == models.DEFAULT_LATENT_DIM[name]
+    assert not generator.compiled and not discriminator.compiled
+    _check_generator(generator, image_size)
+    _check_discriminator(discriminator, image_size)
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("upsample", models.UPSAMPLE_CHOICES)
+def test_improved_generator_upsample_options(upsample, image_size):
+    generator = models.improved_generator(image_size, upsample=upsample)
+    _check_generator(generator, image_size)
+    kinds = {type(layer).__name__ for layer in generator.layers}
+    if upsample == "nearest":
+        assert "UpSampling2D" in kinds and "Conv2DTranspose" not in kinds
+    else:
+        assert "Conv2DTranspose" in kinds and "UpSampling2D" not in kinds
+        for i, filters in enumerate((128, 64)):
+            config = generator.get_layer(f"conv_{i}").get_config()
+            assert (
+                config["filters"],
+                config["kernel_size"],
+                config["strides"],
+                config["padding"],
+            ) == (
+                filters,
+                (4, 4),
+                (2, 2),
+                "same",
+            )
+
+
+def test_transposed_improved_generator_parameter_count():
+    # Dense as before; Conv2DTranspose 4x4 128->128 and 128->64 instead of 3x3 convolutions.
+    dense = {32: 100 * 8 * 8 * 128 + 8 * 8 * 128, 64: 100 * 16 * 16 * 128 + 16 * 16 * 128}
+    rest = (16 * 128 * 128 + 128) + 4 * 128 + (16 * 128 * 64 + 64) + 4 * 64 + (9 * 64 * 3 + 3)
+    for size in (32, 64):
+        generator = models.improved_generator(size, upsample="transposed")
+        assert generator.count_params() == dense[size] + rest
+        assert generator.count_params() == {32: 1_223_299, 64: 3_705_475}[size]
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_improved_discriminator_flatten_option(image_size):
+    discriminator = models.improved_discriminator(image_size, pooling="flatten")
+    _check_discriminator(discriminator, image_size)
+    assert isinstance(discriminator.get_layer("pool"), layers.Flatten)
+
+
+# --------------------------------------------------------------------------- exact counts
+
+
+@pytest.mark.parametrize(
+    ("builder", "image_size", "expected"),
+    [
+        (models.baseline_generator, 64, 3_979_651),
+        (models.baseline_generator, 32, 3_187_075),
+        (models.baseline_discriminator, 64, 404_801),
+        (models.baseline_discriminator, 32, 398_657),
+        (models.improved_generator, 64, 3_533_443),
+        (models.improved_generator, 32, 1_051_267),
+        (models.improved_discriminator, 64, 547_969),
+        (models.improved_discriminator, 32, 547_969),
+    ],
+)
+def test_published_parameter_counts(builder, image_size, expected):
+    assert builder(image_size).count_params() == expected
+
+
+def test_flatten_head_costs_2_44_times_more_at_64_and_nothing_more_at_32():
+    pooled = models.improved_discriminator(64).count_params()
+    flat = models.improved_discriminator(64, pooling="flatten").count_params()
+    assert flat == 1_334_401
+    assert round(flat / pooled, 2) == 2.44
+    assert (
+        models.improved_discriminator(32, pooling="flatten").count_params()
+        == models.improved_discriminator(32).count_params()
+    )
+
+
+# --------------------------------------------------------------------------- against the published layer lists
+
+
+def _keras_example_pair():
+    """The Keras CelebA DCGAN example's two models, typed in from the example."""
+    discriminator = keras.Sequential(
+        [
+            keras.Input(shape=(64, 64, 3)),
+            layers.Conv2D(64, kernel_size=4, strides=2, padding="same"),
+            layers.LeakyReLU(negative_slope=0.2),
+            layers.Conv2D(128, kernel_size=4, strides=2, padding="same"),
+            layers.LeakyReLU(negative_slope=0.2),
+            layers.Conv2D(128, kernel_size=4, strides=2, padding="same"),
+            layers.LeakyReLU(negative_slope=0.2),
+            layers.Flatten(),
+            layers.Dropout(0.2),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    generator = keras.Sequential(
+        [
+            keras.Input(shape=(128,)),
+            layers.Dense(8 * 8 * 128),
+            layers.Reshape((8, 8, 128)),
+            layers.Conv2DTranspose(128, kernel_size=4, strides=2, padding="same"),
+            layers.LeakyReLU(negative_slope=0.2),
+            layers.Conv2DTranspose(256, kernel_size=4, strides=2, padding="same"),
+            layers.LeakyReLU(negative_slope=0.2),
+            layers.Conv2DTranspose(512, kernel_size=4, strides=2, padding="same"),
+            layers.LeakyReLU(negative_slope=0.2),
+            layers.Conv2D(3, kernel_size=5, padding="same", activation="sigmoid"),
+        ]
+    )
+    return generator, discriminator
+
+
+def _improved_reference_pair():
+    """The anime notebook's two models, typed in from its layer tables."""
+    generator = keras.Sequential(
+        [
+            keras.Input(shape=(100,)),
+            layers.Dense(16 * 16 * 128, activation="relu"),
+            layers.Reshape((16, 16, 128)),
+            layers.UpSampling2D(),
+            layers.Conv2D(128, 3, padding="same"),
+            layers.BatchNormalization(momentum=0.8),
+            layers.Activation("relu"),
+            layers.UpSampling2D(),
+            layers.Conv2D(64, 3, padding="same"),
+            layers.BatchNormalization(momentum=0.8),
+            layers.Activation("relu"),
+            layers.Conv2D(3, 3, padding="same", activation="tanh"),
+        ]
+    )
+    discriminator = keras.Sequential(
+        [
+            keras.Input(shape=(64, 64, 3)),
+            layers.Conv2D(32, 5, strides=2, padding="same"),
+            layers.LeakyReLU(),
+            layers.Conv2D(128, 5, strides=2, padding="valid"),
+            layers.LeakyReLU(),
+            layers.Dropout(0.25),
+            layers.Conv2D(128, 5, strides=2, padding="valid"),
+            layers.LeakyReLU(),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(256),
+            layers.LeakyReLU(),
+            layers.Dropout(0.5),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    return generator, discriminator
+
+
+def _same_function(ours, reference, inputs):
+    """Copy the reference's weights into ours; both must then compute the same thing."""
+    ours.set_weights(reference.get_weights())  # fails on any shape or order mismatch
+    expected = keras.ops.convert_to_numpy(reference(inputs, training=False))
+    got = keras.ops.convert_to_numpy(ours(inputs, training=False))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_baseline_matches_the_keras_example():
+    reference_g, reference_d = _keras_example_pair()
+    generator, discriminator = models.baseline_generator(64), models.baseline_discriminator(64)
+    _same_function(generator, reference_g, _noise(2, 128))
+    _same_function(discriminator, reference_d, _images(3, 64, (0.0, 1.0)))
+
+    convs = [layer for layer in discriminator.layers if isinstance(layer, layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.strides, c.padding) for c in convs] == [
+        (64, (4, 4), (2, 2), "same"),
+        (128, (4, 4), (2, 2), "same"),
+        (128, (4, 4), (2, 2), "same"),
+    ]
+    slopes = [
+        layer.negative_slope
+        for layer in discriminator.layers
+        if isinstance(layer, layers.LeakyReLU)
+    ]
+    assert slopes == pytest.approx([0.2, 0.2, 0.2])
+    assert discriminator.get_layer("dropout").rate == pytest.approx(0.2)
+
+    ups = [layer for layer in generator.layers if isinstance(layer, layers.Conv2DTranspose)]
+    assert [(c.filters, c.kernel_size, c.strides, c.padding) for c in ups] == [
+        (128, (4, 4), (2, 2), "same"),
+        (256, (4, 4), (2, 2), "same"),
+        (512, (4, 4), (2, 2), "same"),
+    ]
+    slopes = [
+        layer.negative_slope for layer in generator.layers if isinstance(layer, layers.LeakyReLU)
+    ]
+    assert slopes == pytest.approx([0.2, 0.2, 0.2])
+    image = generator.get_layer("image").get_config()
+    assert (image["filters"], image["kernel_size"], image["activation"]) == (3, (5, 5), "sigmoid")
+
+
+def test_improved_matches_the_notebook_layer_tables():
+    reference_g, reference_d = _improved_reference_pair()
+    generator, discriminator = models.improved_generator(64), models.improved_discriminator(64)
+    _same_function(generator, reference_g, _noise(2, 100))
+    _same_function(discriminator, reference_d, _images(3, 64))
+    for layer in discriminator.layers:
+        if isinstance(layer, layers.LeakyReLU):
+            assert layer.negative_slope == pytest.approx(0.3)  # Keras's default, as run
+    for layer in generator.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            assert layer.momentum == pytest.approx(0.8)
+
+
+# --------------------------------------------------------------------------- logit and probability
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_probability_is_sigmoid_of_the_logit_layer(name):
+    _, discriminator = models.build_pair(name, 32, width=0.25)
+    logit_layer = discriminator.get_layer("logit")
+    assert isinstance(logit_layer, layers.Dense) and logit_layer.units == 1
+    assert logit_layer.get_config()["activation"] == "linear"
+    assert discriminator.layers[-1].name == "probability"
+    both = keras.Model(discriminator.inputs[0], [logit_layer.output, discriminator.output])
+    logits, probabilities = (
+        keras.ops.convert_to_numpy(t) for t in both(_images(4, 32), training=False)
+    )
+    np.testing.assert_allclose(probabilities, 1.0 / (1.0 + np.exp(-logits)), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- width
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("name", CONV_FAMILIES)
+def test_narrower_models_have_fewer_parameters_and_the_same_shapes(name, image_size):
+    counts = []
+    for width in (1.0, 0.5, 0.25):
+        generator, discriminator = models.build_pair(name, image_size, width=width)
+        counts.append((generator.count_params(), discriminator.count_params()))
+        if width < 1.0:
+            _check_generator(generator, image_size)
+            _check_discriminator(discriminator, image_size)
+    for wide, narrow in zip(counts, counts[1:], strict=False):
+        assert narrow[0] < wide[0] and narrow[1] < wide[1]
+
+
+def test_half_width_improved_pair_halves_every_count():
+    generator = models.improved_generator(32, width=0.5)
+    assert generator.get_layer("reshape").output.shape[-1] == 64
+    assert [generator.get_layer(f"conv_{i}").filters for i in range(2)] == [64, 32]
+    assert generator.get_layer("image").filters == 3
+    discriminator = models.improved_discriminator(32, width=0.5)
+    assert [discriminator.get_layer(f"conv_{i}").filters for i in range(3)] == [16, 64, 64]
+    assert discriminator.get_layer("dense").units == 128
+    assert discriminator.get_layer("logit").units == 1
+
+
+@pytest.mark.parametrize("name", CONV_FAMILIES)
+def test_width_never_goes_below_eight_filters(name):
+    generator, discriminator = models.build_pair(name, 32, width=0.01)
+    for model in (generator, discriminator):
+        for layer in model.layers:
+            if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)) and layer.name != "image":
+                assert layer.filters == 8, layer.name
+            if isinstance(layer, layers.Dense) and layer.name != "logit":
+                # a hidden layer of 8 units, or a projection to 8 channels at 4x4 or 8x8
+                assert layer.units in (8, 4 * 4 * 8, 8 * 8 * 8), layer.name
+    _check_generator(generator, 32)
+    _check_discriminator(discriminator, 32)
+
+
+@pytest.mark.parametrize("width", [0, -1.0, float("nan"), "half", True])
+def test_bad_width_is_refused(width):
+    with pytest.raises(ValueError, match="width"):
+        models.improved_generator(32, width=width)
+    with pytest.raises(ValueError, match="width"):
+        models.build_pair("cifar", 32, width=width)
+
+
+# --------------------------------------------------------------------------- MLP and vector data
+
+
+def test_mlp_layers_are_dense_relu():
+    generator, discriminator = models.build_pair("mlp", 32)
+    assert [layer.units for layer in generator.layers if isinstance(layer, layers.Dense)] == [
+        256,
+        512,
+        32 * 32 * 3,
+    ]
+    assert [layer.units for layer in discriminator.layers if isinstance(layer, layers.Dense)] == [
+        512,
+        256,
+        1,
+    ]
+    hidden = [
+        layer
+        for layer in generator.layers + discriminator.layers
+        if layer.name.startswith("dense_")
+    ]
+    assert hidden and all(layer.get_config()["activation"] == "relu" for layer in hidden)
+    assert generator.get_layer("output").get_config()["activation"] == "tanh"
+
+
+def test_mlp_for_two_dimensional_points():
+    generator, discriminator = models.build_pair("mlp", None, latent_dim=8, data_shape=(2,))
+    assert generator.value_range is None and models.value_range(generator) is None
+    assert generator.get_layer("output").get_config()["activation"] == "linear"
+    points = keras.ops.convert_to_numpy(generator(_noise(5, 8), training=False))
+    assert points.shape == (5, 2)
+    assert models.latent_dim(generator) == 8
+    probabilities = keras.ops.convert_to_numpy(discriminator(points * 10.0, training=False))
+    assert probabilities.shape == (5, 1) and np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+def test_mlp_options_route_to_one_side_with_a_prefix():
+    generator, discriminator = models.build_pair(
+        "mlp", 32, hidden=(32,), discriminator_hidden=(16, 8)
+    )
+    assert generator.get_layer("dense_0").units == 32
+    assert [discriminator.get_layer(f"dense_{i}").units for i in range(2)] == [16, 8]
+    with pytest.raises(ValueError, match="data_shape"):
+        models.mlp_generator(data_shape=(4, 4))
+
+
+# --------------------------------------------------------------------------- build_pair and helpers
+
+
+def test_build_pair_routes_options_and_latent_dim():
+    generator, discriminator = models.build_pair(
+        "improved", 32, latent_dim=16, width=0.25, upsample="transposed", pooling="flatten"
+    )
+    assert models.latent_dim(generator) == 16
+    assert generator.name == "improved_generator_32_transposed"
+    assert discriminator.name == "improved_discriminator_32_flatten"
+    assert any(isinstance(layer, layers.Conv2DTranspose) for layer in generator.layers)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (("stylegan", 32), {}, "choose one of .*mlp.*baseline.*improved.*cifar"),
+        (("improved", 48), {}, "32 or 64"),
+        (("baseline", 128), {}, "32 or 64"),
+        (("improved", 32), {"upsample": "bilinear"}, "nearest.*transposed"),
+        (("improved", 32), {"pooling": "max"}, "average.*flatten"),
+        (("baseline", 32), {"upsample": "nearest"}, "unknown option 'upsample'"),
+        (("cifar", 32), {"dropout": 0.3}, "unknown option 'dropout'"),
+        (("improved", 32), {"hidden": (8,)}, "valid options: pooling, upsample"),
+        (("improved", 32), {"latent_dim": 0}, "latent_dim"),
+    ],
+)
+def test_build_pair_refuses_bad_requests(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.build_pair(*args, **kwargs)
+
+
+def test_value_range_survives_saving_by_name(tmp_path):
+    path = tmp_path / "generator.keras"
+    models.cifar_generator(32, width=0.25).save(path)
+    reloaded = keras.models.load_model(path)
+    assert reloaded.name == "cifar_generator_32"
+    assert models.value_range(reloaded) == (-1.0, 1.0)
+
+
+def test_value_range_survives_cloning_by_name():
+    generator = models.baseline_generator(32, width=0.25)
+    clone = keras.models.clone_model(generator)
+    assert not hasattr(clone, "value_range")
+    assert models.value_range(clone) == (0.0, 1.0)
+    assert models.value_range(models.improved_generator(32, width=0.25)) == (-1.0, 1.0)
+    inputs = keras.Input((4,))
+    stranger = keras.Model(inputs, layers.Reshape((2, 2, 1))(inputs), name="painter")
+    with pytest.raises(ValueError, match="value range"):
+        models.value_range(stranger)
+
+
+def test_latent_dim_helper():
+    assert models.latent_dim(models.cifar_generator(32, latent_dim=7, width=0.25)) == 7
+    with pytest.raises(ValueError, match="noise input"):
+        models.latent_dim(models.cifar_discriminator(32, width=0.25))
