@@ -66,7 +66,7 @@ def kid(real_features, fake_features, num_subsets=100, subset_size=1000, seed=0)
 
     real_features (n, d), fake_features (m, d): float arrays from one extractor.
     With k(x, y) = (x . y / d + 1)^3 and subsets X, Y of size s drawn without
-    replacement (s = min(subset_size, n, m)):
+    replacement (s = min(subset_size, n, m))::
 
         MMD^2 = sum_{i != j} k(x_i, x_j) / (s (s - 1))
               + sum_{i != j} k(y_i, y_j) / (s (s - 1))
@@ -101,7 +101,7 @@ def kid(real_features, fake_features, num_subsets=100, subset_size=1000, seed=0)
 def fid(real_features, fake_features):
     """Fréchet distance between Gaussians fitted to two feature sets (FID with Inception features).
 
-    FID = |mu_r - mu_f|^2 + tr(S_r + S_f - 2 (S_r S_f)^(1/2)). The trace of the
+    ``FID = |mu_r - mu_f|^2 + tr(S_r + S_f - 2 (S_r S_f)^(1/2))``. The trace of the
     matrix square root is computed as the sum of square roots of the
     eigenvalues of S_r^(1/2) S_f S_r^(1/2), a symmetric positive semi-definite
     matrix, so no complex residue appears and singular covariances are fine

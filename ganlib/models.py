@@ -390,8 +390,8 @@ def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
     data_shape is given). latent_dim: None takes DEFAULT_LATENT_DIM[name].
     options go to the builder that takes them (upsample -> generator, pooling ->
     discriminator; mlp's data_shape and channels -> both); prefix one with
-    "generator_" or "discriminator_" to send it to one side only
-    (e.g. discriminator_hidden=(128,)).
+    ``generator_`` or ``discriminator_`` to send it to one side only
+    (e.g. ``discriminator_hidden=(128,)``).
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
