@@ -1,0 +1,228 @@
+"""Training throughput: GAN.fit against the first design's train_on_batch loop and a bare tf.function loop.
+
+All three train the improved pair on the same toy faces in one process, with the same
+number of images through the discriminator per update (batch_size real + batch_size
+generated) and the generator update on batch_size noise vectors. Each method runs,
+in --rounds rounds that alternate the methods, a warm-up window (tracing, first
+allocations) and --windows timed windows of --steps updates; the figure is the
+median window's real images per second.
+
+    python bench/train_throughput.py                 # CPU defaults: 32 px, width 0.25
+    python bench/train_throughput.py --image-size 64 --width 1.0 --mixed-precision on --xla on
+
+It prints a table with ratios and appends a row to bench/RESULTS.md (--no-record: don't).
+Goals: fit within 5% of the bare loop on any device; fit at least 5x train_on_batch on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Training throughput (bench/train_throughput.py)"
+SECTION_TEXT = (
+    "Real images per second of one training update (batch B real + B generated through the "
+    "discriminator, B noise vectors through the generator update), median of the timed "
+    "windows (the methods take turns in rounds, each run starting with an untimed warm-up "
+    "window); improved model, Adam. bare = Python loop calling a "
+    "tf.function that takes the next batch and runs GAN.train_step; fit = GAN.fit; tob = the anime notebook's "
+    "train_on_batch loop (ganlib.training.train_on_batch_loop).\n\n"
+    "| date | device | TensorFlow | settings | bare (img/s) | fit (img/s) | tob (img/s) "
+    "| fit / bare | fit / tob |\n"
+    "|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def device_description(tf) -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+    model = platform.processor() or "CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return f"CPU {model}, {cores} cores{load}"
+
+
+def record(row: str) -> None:
+    """Add `row` at the end of this script's table in RESULTS.md, creating file or section as needed.
+
+    A new section goes before any other, so scripts that append to the last section keep doing so.
+    """
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    if not text.strip():
+        text = "# Benchmark results\n\nRows are appended by the scripts in bench/.\n"
+    lines = text.rstrip("\n").split("\n")
+    if SECTION not in lines:
+        first = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+        block = [SECTION, "", *SECTION_TEXT.rstrip("\n").split("\n"), ""]
+        lines[first:first] = block if first < len(lines) else ["", *block[:-1]]
+    start = lines.index(SECTION)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    last_row = max(i for i in range(start, end) if lines[i].startswith("|"))
+    lines.insert(last_row + 1, row)
+    RESULTS.write_text("\n".join(lines) + "\n")
+
+
+def median_rate(times, images_per_window):
+    return images_per_window / statistics.median(times)
+
+
+def main(argv=None) -> int:
+    import tensorflow as tf
+
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, choices=(32, 64), default=64 if on_gpu else 32)
+    parser.add_argument("--width", type=float, default=1.0 if on_gpu else 0.25)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--steps", type=int, default=50 if on_gpu else 10, help="updates per timed window"
+    )
+    parser.add_argument("--windows", type=int, default=3, help="timed windows per method and round")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds, each running every method once"
+    )
+    parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--skip-tob", action="store_true", help="leave out the train_on_batch loop")
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args(argv)
+
+    import keras
+    import numpy as np
+
+    from ganlib import training
+    from ganlib.data import image_dataset, toy_faces
+    from ganlib.models import build_pair
+
+    keras.utils.set_random_seed(0)
+    batch, steps, windows = args.batch_size, args.steps, args.windows
+    policy = training.mixed_precision_policy(args.mixed_precision)
+    jit = training.use_xla(args.xla)
+    faces, _ = toy_faces(max(1024, batch * 4), image_size=args.image_size)
+    per_window = batch * steps
+    settings = (
+        f"{args.image_size} px, width {args.width:g}, batch {batch}, "
+        f"{args.rounds}x{windows}x{steps} steps, "
+        f"{policy}, XLA {'on' if jit else 'off'}"
+    )
+    print(f"device: {device_description(tf)}; TensorFlow {tf.__version__}; {settings}", flush=True)
+
+    with training._dtype_policy(policy):
+        gan = training.GAN.from_preset(
+            "improved", args.image_size, width=args.width, seed=0, jit_compile=jit
+        )
+    data = image_dataset(faces, batch, gan.value_range, shuffle=True, seed=0).repeat()
+
+    # (c) bare loop: a Python loop calling a tf.function that takes the next batch and runs
+    # the same train_step (jit-compiled like fit's when XLA is on)
+    train_step = tf.function(gan.train_step, jit_compile=jit)
+
+    @tf.function
+    def step(iterator):
+        return train_step(next(iterator))
+
+    iterator = iter(data)
+
+    def time_bare():
+        times = []
+        for _ in range(windows + 1):
+            start = time.perf_counter()
+            for _ in range(steps):
+                logs = step(iterator)
+            float(logs["d_loss"])  # wait for the device
+            times.append(time.perf_counter() - start)
+        return times[1:]  # the first window is the warm-up
+
+    # (a) GAN.fit: one epoch per window, timed by a callback with epoch hooks only
+    class EpochTimes(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+
+    def time_fit():
+        timer = EpochTimes()
+        gan.fit(data, epochs=windows + 1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
+        return timer.times[1:]
+
+    # (b) the notebook's loop with the same batch sizes: one call, timed per window of iterations
+    with training._dtype_policy(policy):
+        generator, discriminator = build_pair("improved", args.image_size, width=args.width)
+    low, high = gan.value_range
+    real = faces.astype(np.float32) / 255.0 * (high - low) + low
+
+    def time_tob():
+        stamps = []
+        training.train_on_batch_loop(
+            generator,
+            discriminator,
+            real,
+            iterations=(windows + 1) * steps,
+            batch_size=batch,
+            generator_batch=batch,
+            callback=lambda i, logs: stamps.append(time.perf_counter()),
+        )
+        ends = stamps[steps - 1 :: steps]
+        return [b - a for a, b in zip(ends[:-1], ends[1:], strict=False)]
+
+    methods = {"bare": time_bare, "fit": time_fit}
+    if not args.skip_tob:
+        methods["tob"] = time_tob
+    times = {name: [] for name in methods}
+    for round_ in range(args.rounds):  # rounds alternate the methods, so a slow spell hits all
+        for name, measure in methods.items():
+            times[name] += measure()
+            rate = per_window / statistics.median(times[name])
+            print(f"round {round_ + 1}: {name:<5} {rate:9.1f} images/s", flush=True)
+    rates = {name: median_rate(values, per_window) for name, values in times.items()}
+
+    print()
+    print(f"{'method':<16}{'images/s':>10}{'s/update':>10}{'vs bare':>9}")
+    for name, label in (("bare", "bare loop"), ("fit", "GAN.fit"), ("tob", "train_on_batch")):
+        if name in rates:
+            print(
+                f"{label:<16}{rates[name]:10.1f}{batch / rates[name]:10.3f}{rates[name] / rates['bare']:9.2f}"
+            )
+    fit_vs_bare = rates["fit"] / rates["bare"]
+    fit_vs_tob = rates["fit"] / rates["tob"] if "tob" in rates else float("nan")
+    print(f"\nfit / bare loop: {fit_vs_bare:.3f} (goal: at least 0.95)")
+    if "tob" in rates:
+        print(f"fit / train_on_batch: {fit_vs_tob:.2f}x (goal on a GPU: at least 5x)")
+
+    if not args.no_record:
+        tob = f"{rates['tob']:.1f}" if "tob" in rates else "-"
+        row = (
+            f"| {datetime.date.today().isoformat()} | {device_description(tf)} | {tf.__version__} "
+            f"| {settings} | {rates['bare']:.1f} | {rates['fit']:.1f} | {tob} "
+            f"| {fit_vs_bare:.3f} | {fit_vs_tob:.2f}x |"
+        )
+        record(row)
+        print(f"appended to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
