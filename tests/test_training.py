@@ -574,6 +574,7 @@ def test_train_writes_a_run_and_refuses_another_model_in_it(tmp_path, monkeypatc
             batch_size=8,
             run_dir=run,
             verbose=0,
+            steps_per_execution=1,  # the poison acts between single steps
             callbacks=[Poison()],
             grid=(2, 2),
         )
@@ -622,7 +623,8 @@ def test_resumed_runs_end_where_an_uninterrupted_one_does(tmp_path):
         faces, _ = toy_faces(64, image_size=32)
         root = sys.argv[1]
         options = dict(model="improved", image_size=32, width=0.125, batch_size=16, ema=0.9,
-                       ada=True, checkpoint_every=3, verbose=0, grid=(2, 2))
+                       ada=True, checkpoint_every=3, steps_per_execution=2, verbose=0,
+                       grid=(2, 2))
 
         def state(gan):
             return [v.numpy() for v in gan.generator.weights + gan.discriminator.weights
