@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_description
 
 from ganlib.metrics import kid
 
@@ -53,17 +52,7 @@ def naive_kid(real, fake, num_subsets, subset_size, seed=0):
 
 
 def device() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return f"{model}, {cores} cores, numpy {np.__version__}{load}"
+    return f"{cpu_description()}, numpy {np.__version__}"
 
 
 def append_row(row: str) -> None:
