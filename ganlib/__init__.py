@@ -12,7 +12,18 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "models", "training", "metrics", "augment", "postprocess", "plotting", "cli")
+_SUBMODULES = (
+    "common",
+    "data",
+    "models",
+    "training",
+    "metrics",
+    "augment",
+    "postprocess",
+    "grids",
+    "plotting",
+    "cli",
+)
 # Top-level shortcuts: name -> module that defines it.
 _SHORTCUTS = {"train": "training", "build_pair": "models", "toy_faces": "data"}
 

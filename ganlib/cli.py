@@ -100,8 +100,8 @@ def _positive_int(text: str) -> int:
 
 
 def _run_data(args) -> int:
-    from ganlib.data import _load_source
-    from ganlib.plotting import save_grid
+    from ganlib.data.sources import _load_source
+    from ganlib.grids import save_grid
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skipped files are printed below instead
@@ -127,7 +127,9 @@ def _run_data(args) -> int:
 # train and sample
 # ---------------------------------------------------------------------------
 
-_MODELS_HELP = "preset: baseline, improved or cifar (also improved_as_run and mlp); default improved"
+_MODELS_HELP = (
+    "preset: baseline, improved or cifar (also improved_as_run and mlp); default improved"
+)
 
 
 def _number(text: str, kind=float):
@@ -179,20 +181,81 @@ def _add_train(subparsers) -> None:
     )
     parser.add_argument("--data", required=True, metavar="SOURCE", help=SOURCES_HELP)
     parser.add_argument("--model", default="improved", metavar="NAME", help=_MODELS_HELP)
-    parser.add_argument("--image-size", type=int, choices=(32, 64), default=64, help="image side in pixels (default 64)")
-    parser.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="epochs in total (default 10)")
-    parser.add_argument("--batch-size", type=_batch_size, metavar="B", help="real images per update (default: the preset's)")
-    parser.add_argument("--run", dest="run_dir", type=Path, required=True, metavar="FOLDER", help="run folder, e.g. runs/faces")
-    parser.add_argument("--steps-per-epoch", type=_positive_int, metavar="K", help="default: images // batch size")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="initial weights, noise and data order (default 0)")
-    parser.add_argument("--width", type=_positive_float, default=1.0, metavar="W", help="filter count multiplier (default 1.0, the published model)")
-    parser.add_argument("--lr", type=_positive_float, metavar="LR", help="discriminator learning rate; the generator keeps the preset's ratio")
-    parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto", help="default auto: on for GPUs and TPUs")
-    parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto", help="default auto: on for GPUs and TPUs")
-    parser.add_argument("--ema", type=_decay, metavar="DECAY", help="keep an EMA copy of the generator, e.g. 0.99")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        choices=(32, 64),
+        default=64,
+        help="image side in pixels (default 64)",
+    )
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=10, metavar="N", help="epochs in total (default 10)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="B",
+        help="real images per update (default: the preset's)",
+    )
+    parser.add_argument(
+        "--run",
+        dest="run_dir",
+        type=Path,
+        required=True,
+        metavar="FOLDER",
+        help="run folder, e.g. runs/faces",
+    )
+    parser.add_argument(
+        "--steps-per-epoch", type=_positive_int, metavar="K", help="default: images // batch size"
+    )
+    parser.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="initial weights, noise and data order (default 0)",
+    )
+    parser.add_argument(
+        "--width",
+        type=_positive_float,
+        default=1.0,
+        metavar="W",
+        help="filter count multiplier (default 1.0, the published model)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=_positive_float,
+        metavar="LR",
+        help="discriminator learning rate; the generator keeps the preset's ratio",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="default auto: on for GPUs and TPUs",
+    )
+    parser.add_argument(
+        "--xla",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="default auto: on for GPUs and TPUs",
+    )
+    parser.add_argument(
+        "--ema", type=_decay, metavar="DECAY", help="keep an EMA copy of the generator, e.g. 0.99"
+    )
     parser.add_argument("--ada", action="store_true", help="adaptive discriminator augmentation")
-    parser.add_argument("--kid-every", type=_non_negative_int, default=0, metavar="N", help="log KID every N epochs (default 0: never)")
-    parser.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS", help="also checkpoint every STEPS steps")
+    parser.add_argument(
+        "--kid-every",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="log KID every N epochs (default 0: never)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        metavar="STEPS",
+        help="also checkpoint every STEPS steps",
+    )
     parser.set_defaults(run=_run_train)
 
 
@@ -202,7 +265,7 @@ def _span(names) -> str:
 
 def _run_train(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines are noise here
-    from ganlib.training import checkpoints, train
+    from ganlib.training import list_checkpoints, train
 
     try:
         _, history = train(
@@ -229,11 +292,13 @@ def _run_train(args) -> int:
         return 1
     run = args.run_dir
     grids = sorted(path.name for path in (run / "samples").glob("epoch_*.png"))
-    saved = checkpoints(run / "checkpoints")
+    saved = list_checkpoints(run / "checkpoints")
     epochs = history.get("epoch", [])
     print(f"run folder: {run}")
     if grids:
-        print(f"samples: {run / 'samples'} ({_span(grids)}, {len(grids)} grid{'s' * (len(grids) != 1)})")
+        print(
+            f"samples: {run / 'samples'} ({_span(grids)}, {len(grids)} grid{'s' * (len(grids) != 1)})"
+        )
     if saved:
         print(f"checkpoints: {run / 'checkpoints'} (newest {saved[-1].name}, {len(saved)} kept)")
     if epochs:
@@ -249,21 +314,34 @@ def _add_sample(subparsers) -> None:
         description="Draw samples from the newest checkpoint of a run folder (the EMA "
         "generator when the run has one) and save them as one grid.",
     )
-    parser.add_argument("--run", dest="run_dir", type=Path, required=True, metavar="FOLDER", help="run folder made by train")
-    parser.add_argument("--n", type=_positive_int, default=64, metavar="N", help="number of samples (default 64)")
-    parser.add_argument("--out", type=_writable_file, required=True, metavar="PNG", help="where to write the grid")
+    parser.add_argument(
+        "--run",
+        dest="run_dir",
+        type=Path,
+        required=True,
+        metavar="FOLDER",
+        help="run folder made by train",
+    )
+    parser.add_argument(
+        "--n", type=_positive_int, default=64, metavar="N", help="number of samples (default 64)"
+    )
+    parser.add_argument(
+        "--out", type=_writable_file, required=True, metavar="PNG", help="where to write the grid"
+    )
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
     parser.set_defaults(run=_run_sample)
 
 
 def _run_sample(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ganlib.plotting import save_grid
+    from ganlib.grids import save_grid
     from ganlib.training import load_run
 
     gan = load_run(args.run_dir)
     images = gan.generate(args.n, seed=args.seed)
-    save_grid(args.out, images, value_range=gan.value_range, scale=2 if images.shape[1] <= 32 else 1)
+    save_grid(
+        args.out, images, value_range=gan.value_range, scale=2 if images.shape[1] <= 32 else 1
+    )
     state = gan.checkpoint
     source = "EMA generator" if gan.ema_generator is not None else "generator"
     print(
@@ -279,7 +357,9 @@ COMMANDS = [_add_data, _add_train, _add_sample]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="The GAN book's library: data, training and sampling from the shell.")
+    parser = _Parser(
+        prog=PROG, description="The GAN book's library: data, training and sampling from the shell."
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(subparsers)

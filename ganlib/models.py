@@ -28,6 +28,8 @@ import numbers
 import keras
 from keras import layers
 
+from ganlib.common import IMAGE_SIZES, check_image_size
+
 MODEL_NAMES = ("mlp", "baseline", "improved", "cifar")
 
 # Output range of each family's generator: sigmoid -> (0, 1), tanh -> (-1, 1).
@@ -41,7 +43,6 @@ VALUE_RANGES = {
 # Latent sizes of the published models (the MLP's is this book's choice).
 DEFAULT_LATENT_DIM = {"mlp": 64, "baseline": 128, "improved": 100, "cifar": 128}
 
-CONV_IMAGE_SIZES = (32, 64)
 UPSAMPLE_CHOICES = ("nearest", "transposed")
 POOLING_CHOICES = ("average", "flatten")
 _MIN_FILTERS = 8
@@ -66,15 +67,6 @@ def _check_width(width):
 def _scaled(count, width):
     """A filter or unit count times `width`, rounded half up, at least 8."""
     return max(_MIN_FILTERS, int(math.floor(count * width + 0.5)))
-
-
-def _check_image_size(image_size, family):
-    if isinstance(image_size, bool) or image_size not in CONV_IMAGE_SIZES:
-        raise ValueError(
-            f"{family} models are built for image_size 32 or 64, got {image_size!r}; "
-            f"resize the data to one of {CONV_IMAGE_SIZES}"
-        )
-    return int(image_size)
 
 
 def _check_latent_dim(latent_dim):
@@ -195,7 +187,7 @@ def baseline_generator(image_size=64, latent_dim=128, width=1.0):
     same) each with LeakyReLU(0.2), then Conv2D 3, kernel 5, sigmoid.
     3,979,651 parameters at 64 px, 3,187,075 at 32 px (a 4x4 start).
     """
-    image_size = _check_image_size(image_size, "baseline")
+    image_size = check_image_size(image_size, IMAGE_SIZES, "baseline image_size")
     latent_dim = _check_latent_dim(latent_dim)
     width = _check_width(width)
     start, channels = image_size // 8, _scaled(128, width)
@@ -217,7 +209,7 @@ def baseline_discriminator(image_size=64, width=1.0):
     Conv2D 64, 128, 128 (kernel 4, stride 2, same) each with LeakyReLU(0.2), Flatten,
     Dropout 0.2, Dense 1. 404,801 parameters at 64 px, 398,657 at 32 px.
     """
-    image_size = _check_image_size(image_size, "baseline")
+    image_size = check_image_size(image_size, IMAGE_SIZES, "baseline image_size")
     width = _check_width(width)
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
@@ -246,7 +238,7 @@ def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="neare
     a known cure for checkerboard artefacts) or "transposed" (what the prose says:
     Conv2DTranspose kernel 4, stride 2, same padding, with the same filter counts).
     """
-    image_size = _check_image_size(image_size, "improved")
+    image_size = check_image_size(image_size, IMAGE_SIZES, "improved image_size")
     latent_dim = _check_latent_dim(latent_dim)
     width = _check_width(width)
     _check_choice(upsample, UPSAMPLE_CHOICES, "upsample")
@@ -279,7 +271,7 @@ def improved_discriminator(image_size=64, width=1.0, pooling="average"):
     DCGAN head, 1,334,401 parameters at 64 px; the same network at 32 px, where the
     last feature map is 1x1).
     """
-    image_size = _check_image_size(image_size, "improved")
+    image_size = check_image_size(image_size, IMAGE_SIZES, "improved image_size")
     width = _check_width(width)
     _check_choice(pooling, POOLING_CHOICES, "pooling")
     images = keras.Input((image_size, image_size, 3), name="images")
@@ -322,7 +314,7 @@ def cifar_generator(image_size=32, latent_dim=128, width=1.0):
     keeps it, each followed by BatchNormalization and ReLU; Conv2D 3x3 with tanh.
     Convolutions before BatchNormalization have no bias (it would be cancelled).
     """
-    image_size = _check_image_size(image_size, "cifar")
+    image_size = check_image_size(image_size, IMAGE_SIZES, "cifar image_size")
     latent_dim = _check_latent_dim(latent_dim)
     width = _check_width(width)
     start, channels = image_size // 8, _scaled(CIFAR_GENERATOR_FILTERS[0], width)
@@ -352,7 +344,7 @@ def cifar_discriminator(image_size=32, width=1.0):
     LeakyReLU(0.2), the last two with BatchNormalization before it (none on the first,
     which sees the raw images, as in the DCGAN paper); Flatten; Dense 1.
     """
-    image_size = _check_image_size(image_size, "cifar")
+    image_size = check_image_size(image_size, IMAGE_SIZES, "cifar image_size")
     width = _check_width(width)
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
@@ -415,7 +407,7 @@ def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
                 "(prefix one with generator_ or discriminator_ to send it to one side only)"
             )
     if name != "mlp":
-        _check_image_size(image_size, name)
+        check_image_size(image_size, IMAGE_SIZES, f"{name} image_size")
     latent_dim = DEFAULT_LATENT_DIM[name] if latent_dim is None else latent_dim
     generator = make_generator(
         image_size=image_size, latent_dim=latent_dim, width=width, **g_options

@@ -1,7 +1,7 @@
-"""Pictures: image grids for samples and data previews.
+"""Figures for the chapters: sample grids and training curves with matplotlib (chapter 1).
 
-Every function takes images in any of the value ranges the book uses
-(uint8 [0, 255], float [0, 1] or float [-1, 1]) and says which one it assumes.
+Every function takes images in any of the value ranges the book uses (uint8 [0, 255],
+float [0, 1] or float [-1, 1]; see `ganlib.common.value_range_of`).
 """
 
 from __future__ import annotations
@@ -11,67 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ganlib.common import to_uint8
+from ganlib.grids import image_grid, save_grid
 
-def to_uint8(images, value_range=None) -> np.ndarray:
-    """Convert images to uint8 [0, 255].
-
-    images: array (..., h, w, c), uint8 or float. value_range: (low, high) of the
-    input; None guesses it: uint8 is (0, 255), floats with a negative value are
-    (-1, 1), other floats (0, 1).
-    """
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    if value_range is None:
-        value_range = (-1.0, 1.0) if images.size and images.min() < 0 else (0.0, 1.0)
-    low, high = value_range
-    if high <= low:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
-    scaled = (images.astype(np.float32) - low) / (high - low)
-    return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
-
-
-def image_grid(images, rows=None, cols=None, value_range=None, padding=2, pad_value=255) -> np.ndarray:
-    """Tile images into one uint8 RGB picture of rows x cols cells.
-
-    images: array (n, h, w, c) with c in {1, 3}. With neither rows nor cols, the
-    grid is as square as n allows. Empty cells are filled with pad_value.
-    """
-    images = to_uint8(images, value_range)
-    if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"images must have shape (n, h, w, 1 or 3), got {images.shape}")
-    n, h, w, _ = images.shape
-    if n == 0:
-        raise ValueError("image_grid needs at least one image")
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    if rows is None and cols is None:
-        cols = math.ceil(math.sqrt(n))
-    if cols is None:
-        cols = math.ceil(n / rows)
-    if rows is None:
-        rows = math.ceil(n / cols)
-    grid = np.full(
-        (rows * h + (rows + 1) * padding, cols * w + (cols + 1) * padding, 3), pad_value, np.uint8
-    )
-    for i, image in enumerate(images[: rows * cols]):
-        r, c = divmod(i, cols)
-        top, left = padding + r * (h + padding), padding + c * (w + padding)
-        grid[top : top + h, left : left + w] = image
-    return grid
-
-
-def save_grid(path, images, rows=None, cols=None, value_range=None, scale=1) -> Path:
-    """Write image_grid(...) as a PNG, enlarged `scale` times (nearest) so small faces stay visible."""
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture = Image.fromarray(image_grid(images, rows, cols, value_range))
-    if scale != 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    picture.save(path)
-    return path
+__all__ = ["show_grid", "plot_history", "image_grid", "save_grid", "to_uint8"]
 
 
 def show_grid(images, rows=None, cols=None, value_range=None, title=None, ax=None, size=6.0):
@@ -92,7 +35,7 @@ def _history_columns(history) -> dict:
     from os import PathLike
 
     if isinstance(history, (str, PathLike)):
-        from ganlib.training import read_history
+        from ganlib.training.history import read_history
 
         path = Path(history)
         if path.is_dir():
@@ -148,8 +91,12 @@ def plot_history(history, ax=None):
         loss_ax.plot(x, columns[key], label=labels[key])
     loss_ax.set(xlabel=x_label, ylabel="binary cross-entropy", title="Losses")
     for key in accuracies:
-        accuracy_ax.plot(x, columns[key], label=labels[key], linestyle="--" if key == "aug_p" else "-")
-    accuracy_ax.set(xlabel=x_label, ylabel="share correct", title="Discriminator accuracy", ylim=(-0.02, 1.02))
+        accuracy_ax.plot(
+            x, columns[key], label=labels[key], linestyle="--" if key == "aug_p" else "-"
+        )
+    accuracy_ax.set(
+        xlabel=x_label, ylabel="share correct", title="Discriminator accuracy", ylim=(-0.02, 1.02)
+    )
     from matplotlib.ticker import MaxNLocator
 
     for axes in (loss_ax, accuracy_ax):

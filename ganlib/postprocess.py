@@ -17,23 +17,9 @@ import functools
 
 import numpy as np
 
-from ganlib.plotting import to_uint8
+from ganlib.common import to_uint8, value_range_of
 
 ESRGAN_HANDLE = "https://tfhub.dev/captain-pool/esrgan-tf2/1"
-
-
-def _value_range(images, value_range=None):
-    """(low, high) of images: (0, 255) for uint8, else value_range, else guessed like
-    plotting.to_uint8 does (floats with a negative value are [-1, 1], others [0, 1])."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return 0.0, 255.0
-    if value_range is None:
-        value_range = (-1.0, 1.0) if images.size and images.min() < 0 else (0.0, 1.0)
-    low, high = (float(v) for v in value_range)
-    if high <= low:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
-    return low, high
 
 
 def _to_unit(images, value_range=None):
@@ -52,7 +38,7 @@ def _to_unit(images, value_range=None):
     dtype = images.dtype
     if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
         raise ValueError(f"images must be uint8 or float, got {dtype}")
-    low, high = _value_range(images, value_range)
+    low, high = value_range_of(images, value_range)
     unit = (batch.astype(np.float32) - low) / (high - low)
 
     def restore(result):
@@ -209,7 +195,7 @@ def compare_grid(images, value_range=None, rounds=2, esrgan_model=None, size=2.0
     if images.ndim == 3:
         images = images[None]
     # Decide the value range once, for the whole set, not per picture.
-    value_range = _value_range(images, value_range)
+    value_range = value_range_of(images, value_range)
     columns = [("original", images)]
     current = images
     for r in range(rounds):

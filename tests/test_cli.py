@@ -67,7 +67,7 @@ def test_data_command_preview_count_and_size(tmp_path, capsys):
 
 
 def test_data_command_reports_skipped_files(tmp_path, capsys):
-    data._MEMORY_CACHE.clear()
+    data.clear_image_cache()
     Image.new("RGB", (20, 20), (9, 9, 9)).save(tmp_path / "good.png")
     (tmp_path / "broken.jpg").write_bytes(b"")
     (tmp_path / "notes.png").write_text("text")
@@ -75,7 +75,7 @@ def test_data_command_reports_skipped_files(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "images: 1" in captured.out and "skipped: 2 file(s)" in captured.out
     assert "broken.jpg" in captured.out and "notes.png" in captured.out
-    data._MEMORY_CACHE.clear()
+    data.clear_image_cache()
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,9 @@ def test_the_toc_lists_seven_chapters_that_exist():
 def test_only_checked_cells_keep_outputs(path):
     _, cells = _code_cells(path)
     unchecked_with_output = [
-        i for i, c in enumerate(cells) if c.get("outputs") and not _source(c).lstrip().startswith(MARKER)
+        i
+        for i, c in enumerate(cells)
+        if c.get("outputs") and not _source(c).lstrip().startswith(MARKER)
     ]
     assert not unchecked_with_output, (
         f"{path.name}: code cells {unchecked_with_output} keep outputs; "
@@ -56,7 +58,9 @@ def test_checked_cells_store_a_text_output_to_compare(path):
         )
         for output in outputs:
             data = output.get("data", {})
-            assert not any(k.startswith("image/") for k in data), f"{path.name}: cell {i} checks an image"
+            assert not any(k.startswith("image/") for k in data), (
+                f"{path.name}: cell {i} checks an image"
+            )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

@@ -182,7 +182,9 @@ def test_chapter_page(chapter):
     assert '"output_type": "error"' not in dom and '"output_type":"error"' not in dom, (
         f"{name}: a widget saved an error output"
     )
-    error_blocks = [c for c in parsed.classes if "traceback" in c or ("error" in c and "output" in c)]
+    error_blocks = [
+        c for c in parsed.classes if "traceback" in c or ("error" in c and "output" in c)
+    ]
     assert not error_blocks, f"{name} has error output blocks: {error_blocks[:3]}"
     stderr = "".join(parsed.stderr_text)
     assert not re.search(r"Error|Exception", stderr), f"{name} has errors on stderr: {stderr[:500]}"

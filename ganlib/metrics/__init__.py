@@ -1,0 +1,24 @@
+"""Measuring generated images: KID, FID, feature extractors, mode coverage and a KID callback.
+
+- `kid`, `fid` (distances.py): distances between two sets of feature vectors; NumPy only.
+- `InceptionFeatures`, `DomainFeatures` (features.py): images -> feature vectors.
+- `mode_coverage` (coverage.py): which toy-face factor combinations a generator draws; NumPy only.
+- `KIDMonitor` (monitor.py): KID and coverage during training, as a Keras callback.
+
+Names load from their file on first use, so `kid` and `mode_coverage` work without TensorFlow.
+"""
+
+from ganlib.common import lazy_exports
+
+_EXPORTS = {
+    "kid": "distances",
+    "fid": "distances",
+    "InceptionFeatures": "features",
+    "DomainFeatures": "features",
+    "INCEPTION_WEIGHTS_FILE": "features",
+    "mode_coverage": "coverage",
+    "NUM_COMBINATIONS": "coverage",
+    "KIDMonitor": "monitor",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -1,0 +1,66 @@
+"""Mode coverage: which of the toy faces' factor combinations a generator draws (chapter 5). NumPy only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ganlib.common import to_uint8
+from ganlib.data.toy_decode import decode_toy_faces
+from ganlib.data.toy_faces import FACTOR_NAMES, FACTOR_SIZES, NUM_COMBINATIONS
+
+
+def mode_coverage(images, value_range=None) -> dict:
+    """How many of the toy faces' 2,304 factor combinations a set of images shows.
+
+    images: toy-face-like images (n, h, w, 3), uint8 or float (value_range as in
+    plotting.to_uint8), decoded with ganlib.data.decode_toy_faces. Returns
+
+    - coverage: share of the 2,304 combinations seen at least once among the
+      recognised images;
+    - kl_from_uniform: KL(p || uniform) = log(2304) - H(p) in nats, p the
+      combinations' frequencies among the recognised images; 0 for a perfectly
+      even spread, log(2304) = 7.74 for a single combination (nan if none is
+      recognised);
+    - unrecognised: share of images with at least one undecodable factor;
+    - histograms: {factor name: counts per value} over the recognised images;
+    - recognised: how many images were recognised.
+
+    Even a perfect generator does not reach coverage 1 with few samples: n
+    uniform draws cover 1 - (1 - 1/2304)^n of the cells on average, and their
+    KL from uniform is positive from sampling noise alone. Reference values for
+    real toy faces (expected: the formula, and the KL's mean over 200 simulated
+    uniform draws; measured: toy_faces(n, 32 or 64, seed=0, 1, 2), all recognised):
+
+    ======  =================  ===============  ============  ===============
+    n       expected coverage  measured         expected KL   measured KL
+    ======  =================  ===============  ============  ===============
+    2,000   0.5803             0.574 .. 0.585   0.651         0.642 .. 0.661
+    10,000  0.9870             0.987 .. 0.990   0.122         0.119 .. 0.122
+    ======  =================  ===============  ============  ===============
+
+    A generator that always draws the same face scores 1/2304 = 0.000434.
+    """
+    images = to_uint8(images, value_range)
+    if images.ndim == 3:
+        images = images[None]
+    codes = np.asarray(decode_toy_faces(images)).reshape(len(images), len(FACTOR_SIZES))
+    recognised = codes[(codes >= 0).all(axis=1)]
+    cells = np.ravel_multi_index(tuple(recognised.T), FACTOR_SIZES)
+    counts = np.bincount(cells, minlength=NUM_COMBINATIONS)
+    if len(recognised):
+        p = counts[counts > 0] / len(recognised)
+        kl = math.log(NUM_COMBINATIONS) + float(np.sum(p * np.log(p)))
+    else:
+        kl = float("nan")
+    return {
+        "coverage": float(np.count_nonzero(counts)) / NUM_COMBINATIONS,
+        "kl_from_uniform": max(kl, 0.0) if kl == kl else kl,
+        "unrecognised": float(1.0 - len(recognised) / len(codes)) if len(codes) else float("nan"),
+        "histograms": {
+            name: np.bincount(recognised[:, i], minlength=size)
+            for i, (name, size) in enumerate(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))
+        },
+        "recognised": int(len(recognised)),
+    }

@@ -1,0 +1,41 @@
+"""Training: the GAN model, its presets, callbacks, checkpoints and runs.
+
+- `GAN` (gan.py): a keras.Model whose `train_step` updates both networks, so `fit()`,
+  callbacks and tf.distribute work; `PRESETS` (presets.py) name the optimizer settings.
+- `train` and `load_run` (runs.py): a run folder with sample grids, checkpoints that
+  survive a killed process, history.csv, and resuming.
+- callbacks.py, checkpoints.py, history.py: the pieces `train` puts together.
+- devices.py: tf.distribute strategy, mixed precision and XLA.
+- notebook_loop.py: the anime-face notebook's train_on_batch loop, for comparison.
+
+Names load from their file on first use, so reading a history.csv
+(`ganlib.training.history`) does not import TensorFlow.
+"""
+
+from ganlib.common import lazy_exports
+
+_EXPORTS = {
+    "GAN": "gan",
+    "discriminator_logits": "gan",
+    "PRESETS": "presets",
+    "train": "runs",
+    "load_run": "runs",
+    "steps_per_call": "runs",
+    "StopOnNonFinite": "callbacks",
+    "HistoryCSV": "callbacks",
+    "SampleGrid": "callbacks",
+    "Checkpoints": "checkpoints",
+    "save_checkpoint": "checkpoints",
+    "load_checkpoint": "checkpoints",
+    "latest_checkpoint": "checkpoints",
+    "list_checkpoints": "checkpoints",
+    "read_history": "history",
+    "write_history": "history",
+    "METRIC_NAMES": "history",
+    "strategy": "devices",
+    "mixed_precision_policy": "devices",
+    "use_xla": "devices",
+    "train_on_batch_loop": "notebook_loop",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -1,0 +1,201 @@
+"""Tests for ganlib/data/folders.py."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganlib import data
+from ganlib.data import (
+    DataNotFoundError,
+    folders,
+    load_image_folder,
+)
+
+# ---------------------------------------------------------------------------
+# Toy faces
+# ---------------------------------------------------------------------------
+
+
+READABLE = [
+    "gray.jpg",
+    "palette.png",
+    "rgba.png",
+    "cmyk.jpg",
+    "deep.png",
+    "rotated.jpg",
+    "sub/nested.bmp",
+    "sub/anim.gif",
+    "sub/deeper/photo.webp",
+]
+
+
+UNREADABLE = ["truncated.jpg", "empty.png", "notes.png"]
+
+
+def _make_folder(root):
+    """Every kind of file the loader must handle, plus three it must skip."""
+    (root / "sub" / "deeper").mkdir(parents=True)
+    Image.new("L", (40, 40), 90).save(root / "gray.jpg")
+    palette = Image.new("P", (40, 40), 1)  # index 1 (green) inside, index 0 (transparent) border
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.paste(0, (0, 0, 40, 10))
+    palette.save(root / "palette.png", transparency=0)
+    rgba = Image.new("RGBA", (40, 40), (0, 0, 255, 255))
+    rgba.paste((0, 0, 0, 0), (0, 0, 40, 20))  # fully transparent top half
+    rgba.save(root / "rgba.png")
+    Image.new("CMYK", (40, 40), (0, 255, 255, 0)).save(root / "cmyk.jpg")  # red in CMYK
+    Image.fromarray(np.full((40, 40), 40000, np.uint16)).save(root / "deep.png")  # 16-bit gray
+    # 60 wide, 30 tall, red marker on the left; EXIF orientation 6 says "turn 90 degrees
+    # clockwise to view", so the viewed picture is 30 wide, 60 tall, marker on top.
+    rotated = Image.new("RGB", (60, 30), (255, 255, 255))
+    rotated.paste((255, 0, 0), (0, 0, 15, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated.save(root / "rotated.jpg", exif=exif, quality=95)
+    Image.new("RGB", (40, 40), (0, 128, 0)).save(root / "sub" / "nested.bmp")
+    frames = [Image.new("P", (40, 40), i) for i in range(2)]
+    for frame in frames:
+        frame.putpalette([255, 255, 0, 0, 0, 255] + [0] * 762)
+    frames[0].save(
+        root / "sub" / "anim.gif", save_all=True, append_images=frames[1:]
+    )  # frame 0 yellow
+    Image.new("RGB", (40, 40), (10, 20, 200)).save(root / "sub" / "deeper" / "photo.webp")
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(root / "whole.jpg")
+    full = (root / "whole.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(full[: len(full) // 2])
+    (root / "whole.jpg").unlink()
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.png").write_text("these are not pixels\n")
+    (root / "readme.txt").write_text("not an image extension: ignored, not counted\n")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "pictures"
+    root.mkdir()
+    _make_folder(root)
+    data.clear_image_cache()
+    yield root
+    data.clear_image_cache()
+
+
+def _load(folder, **kwargs):
+    with pytest.warns(UserWarning) as record:
+        result = load_image_folder(folder, return_report=True, **kwargs)
+    assert len(record) == 1  # one warning, however many files were skipped
+    return result, str(record[0].message)
+
+
+def test_folder_reads_every_format_and_skips_bad_files(folder):
+    (images, report), message = _load(folder, image_size=32, crop="none")
+    assert images.shape == (len(READABLE), 32, 32, 3) and images.dtype == np.uint8
+    assert sorted(report.files) == sorted(READABLE)
+    assert sorted(name for name, _ in report.skipped) == sorted(UNREADABLE)
+    for name in UNREADABLE:
+        assert name in message
+    assert "skipped 3" in message
+    by_name = dict(zip(report.files, images, strict=True))
+    centre = lambda name: by_name[name][16, 16].astype(int)  # noqa: E731
+    assert abs(centre("gray.jpg") - 90).max() <= 3  # grayscale -> R = G = B
+    np.testing.assert_array_equal(
+        by_name["palette.png"][1, 16], [255, 255, 255]
+    )  # transparent -> white
+    np.testing.assert_array_equal(by_name["palette.png"][28, 16], [0, 255, 0])
+    np.testing.assert_array_equal(by_name["rgba.png"][2, 16], [255, 255, 255])
+    np.testing.assert_array_equal(by_name["rgba.png"][28, 16], [0, 0, 255])
+    assert abs(centre("cmyk.jpg") - [255, 0, 0]).max() <= 8
+    assert abs(centre("deep.png") - round(40000 / 257)).max() <= 1  # scaled, not clipped to 255
+    assert abs(centre("sub/anim.gif") - [255, 255, 0]).max() <= 1  # first frame
+    assert abs(centre("sub/deeper/photo.webp") - [10, 20, 200]).max() <= 12
+    rotated = by_name["rotated.jpg"].astype(int)
+    assert (rotated[:6, :, 0] > 200).all() and (rotated[:6, :, 1:] < 60).all()  # marker on top
+    assert (rotated[12:] > 200).all()  # the rest stays white
+
+
+def test_folder_natural_order_crop_and_limit(tmp_path):
+    data.clear_image_cache()
+    for i in (10, 2, 1):
+        picture = Image.new("RGB", (60, 20), (0, 0, 0))
+        picture.paste((255, 255, 255), (20, 0, 40, 20))  # white middle third
+        picture.save(tmp_path / f"{i}.png")
+    images, report = load_image_folder(tmp_path, image_size=16, return_report=True)
+    assert report.files == ("1.png", "2.png", "10.png")
+    assert (images[0] > 250).all()  # centre crop: only the white middle
+    squeezed = load_image_folder(tmp_path, image_size=16, crop="none")
+    assert squeezed[0, 8, 0].max() < 5 and squeezed[0, 8, 8].min() > 250
+    first_two, report = load_image_folder(tmp_path, image_size=16, limit=2, return_report=True)
+    assert report.files == ("1.png", "2.png") and len(first_two) == 2
+    with pytest.raises(ValueError, match="crop"):
+        load_image_folder(tmp_path, crop="middle")
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(DataNotFoundError, match="does not exist") as caught:
+        load_image_folder(tmp_path / "missing")
+    assert isinstance(caught.value, FileNotFoundError) and isinstance(caught.value, ValueError)
+    with pytest.raises(ValueError, match=r"no image files \(\.jpg"):
+        load_image_folder(tmp_path)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not really")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="could be read"):
+            load_image_folder(tmp_path)
+    with pytest.raises(ValueError, match="not a folder"):
+        load_image_folder(tmp_path / "bad.jpg")
+
+
+def test_folder_cache_is_reused_and_invalidated(folder, monkeypatch):
+    cache = folder.parent / "cache"
+    (first, report), _ = _load(folder, cache_dir=cache)
+    assert report.source == "decoded"
+    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".npy"]
+
+    # Same process: from memory, the very same array.
+    (again, report), _ = _load(folder, cache_dir=cache)
+    assert report.source == "memory" and again is first
+    assert not first.flags.writeable
+
+    # A new process (memory cleared): from disk, without decoding anything.
+    data.clear_image_cache()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(folders, "_read_image", no_decoding)
+    (cached, report), message = _load(folder, cache_dir=cache)
+    assert report.source == "disk cache"
+    np.testing.assert_array_equal(cached, first)
+    assert "notes.png" in message  # skipped files are still reported
+    monkeypatch.undo()
+
+    # Added, modified and removed files each rebuild it.
+    Image.new("RGB", (40, 40), (200, 100, 0)).save(folder / "added.png")
+    (added, report), _ = _load(folder, cache_dir=cache)
+    assert report.source == "decoded" and len(added) == len(first) + 1
+
+    Image.new("RGB", (40, 40), (0, 100, 200)).save(folder / "added.png")
+    stat = (folder / "added.png").stat()
+    os.utime(folder / "added.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    data.clear_image_cache()
+    (modified, report), _ = _load(folder, cache_dir=cache)
+    assert report.source == "decoded"
+    index = report.files.index("added.png")
+    assert abs(modified[index, 16, 16].astype(int) - [0, 100, 200]).max() <= 2
+
+    (folder / "added.png").unlink()
+    (folder / "gray.jpg").unlink()
+    (removed, report), _ = _load(folder, cache_dir=cache)
+    assert report.source == "decoded" and len(removed) == len(first) - 1
+
+
+def test_folder_default_cache_lives_in_the_folder(folder):
+    (images, report), _ = _load(folder, image_size=32)
+    assert report.cache_file.parent == folder / ".ganlib-cache"
+    assert report.cache_file.exists() and report.cache_file.with_suffix(".json").exists()
+    data.clear_image_cache()
+    (again, report), _ = _load(folder, image_size=32)  # the cache folder itself is not scanned
+    assert report.source == "disk cache" and len(again) == len(images)

@@ -1,0 +1,122 @@
+"""Tests for ganlib/metrics/distances.py."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from ganlib.metrics import fid, kid
+
+# --------------------------------------------------------------------------- KID
+
+
+def reference_mmd(x, y):
+    """Unbiased squared MMD with k(a, b) = (a.b/d + 1)^3, written out term by term."""
+    d = x.shape[1]
+    m = len(x)
+
+    def k(a, b):
+        return (sum(float(ai) * float(bi) for ai, bi in zip(a, b, strict=True)) / d + 1.0) ** 3
+
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2.0 * xy
+
+
+def test_kid_on_whole_sets_matches_the_reference():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 5)), rng.normal(0.3, 1.2, size=(12, 5))
+    mean, std = kid(
+        x, y, num_subsets=3, subset_size=100
+    )  # capped to 12: every subset is everything
+    assert mean == pytest.approx(reference_mmd(x, y), rel=1e-10, abs=1e-12)
+    assert std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kid_subsets_match_the_reference_drawn_the_same_way():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(30, 4)), rng.normal(0.5, 1.0, size=(25, 4))
+    draws = np.random.default_rng(7)
+    values = []
+    for _ in range(4):
+        xs = x[draws.choice(30, 10, replace=False)]
+        ys = y[draws.choice(25, 10, replace=False)]
+        values.append(reference_mmd(xs, ys))
+    mean, std = kid(x, y, num_subsets=4, subset_size=10, seed=7)
+    assert mean == pytest.approx(np.mean(values), rel=1e-10)
+    assert std == pytest.approx(np.std(values), rel=1e-8)
+
+
+def test_kid_of_one_distribution_is_near_zero_and_can_be_negative():
+    values = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        x, y = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))
+        values.append(kid(x, y, num_subsets=10, subset_size=100, seed=seed)[0])
+    shifted = kid(x, y + 0.5, num_subsets=10, subset_size=100)[0]
+    assert max(abs(v) for v in values) < 0.05 * shifted
+    assert min(values) < 0  # unbiased: it scatters around zero
+
+
+def test_kid_grows_with_the_shift():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
+    values = [
+        kid(x, y + shift, num_subsets=20, subset_size=200)[0] for shift in (0.0, 0.2, 0.5, 1.0)
+    ]
+    assert values == sorted(values)
+    assert values[1] > 0
+
+
+def test_kid_is_seeded():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(100, 4)), rng.normal(size=(100, 4))
+    assert kid(x, y, 5, 20, seed=1) == kid(x, y, 5, 20, seed=1)
+    assert kid(x, y, 5, 20, seed=1) != kid(x, y, 5, 20, seed=2)
+
+
+@pytest.mark.parametrize(
+    "x, y",
+    [
+        (np.zeros((5, 3)), np.zeros((5, 4))),
+        (np.zeros(5), np.zeros(5)),
+        (np.zeros((1, 3)), np.zeros((5, 3))),
+    ],
+)
+def test_kid_and_fid_reject_bad_shapes(x, y):
+    with pytest.raises(ValueError):
+        kid(x, y)
+    with pytest.raises(ValueError):
+        fid(x, y)
+
+
+def reference_fid(x, y):
+    mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
+    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_x @ cov_y).real
+    return float(np.sum((mu_x - mu_y) ** 2) + np.trace(cov_x + cov_y - 2.0 * root))
+
+
+def test_fid_matches_scipy_sqrtm():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
+    y = rng.normal(1.0, 2.0, size=(400, 6)) @ rng.normal(size=(6, 6))
+    assert fid(x, y) == pytest.approx(reference_fid(x, y), rel=1e-7)
+
+
+def test_fid_of_identical_gaussians_is_near_zero_and_of_shifted_ones_the_shift():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(20000, 4)), rng.normal(size=(20000, 4))
+    assert fid(x, y) < 0.01
+    assert fid(x, x) == pytest.approx(0.0, abs=1e-8)
+    assert fid(x, y + 1.0) == pytest.approx(4.0, rel=0.02)  # |mu difference|^2 = 4
+
+
+def test_fid_warns_on_singular_covariances_but_still_answers():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(10, 20)), rng.normal(size=(10, 20))
+    with pytest.warns(UserWarning, match="singular"):
+        value = fid(x, y)
+    assert math.isfinite(value) and value >= 0

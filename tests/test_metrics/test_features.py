@@ -1,0 +1,104 @@
+"""Tests for ganlib/metrics/features.py."""
+
+import keras
+import numpy as np
+import pytest
+
+from ganlib import metrics
+from ganlib.data import FACTOR_NAMES, toy_faces
+from ganlib.metrics import kid
+
+# --------------------------------------------------------------------------- KID
+
+
+def test_inception_features_without_weights_says_what_to_do(monkeypatch):
+    def offline(**kwargs):
+        raise Exception(
+            "URL fetch failure on https://storage.googleapis.com/...: Name or service not known"
+        )
+
+    monkeypatch.setattr(keras.applications, "InceptionV3", offline)
+    with pytest.raises(FileNotFoundError) as info:
+        metrics.InceptionFeatures()
+    message = str(info.value)
+    assert "DomainFeatures" in message
+    assert "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert "weights=" in message
+
+
+def test_inception_features_missing_weights_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="DomainFeatures"):
+        metrics.InceptionFeatures(weights=tmp_path / "nope.h5")
+
+
+def test_inception_feature_pipeline_with_random_weights():
+    extractor = metrics.InceptionFeatures(weights=None, batch_size=1)
+    images = np.random.default_rng(7).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    features = extractor(images)
+    assert features.shape == (2, 2048) and features.dtype == np.float32
+    # The same images as floats in [-1, 1] give the same features.
+    again = extractor(images.astype(np.float32) / 127.5 - 1.0, value_range=(-1, 1))
+    np.testing.assert_allclose(again, features, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def domain_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("ganlib_cache")
+
+
+@pytest.fixture(scope="module")
+def domain(domain_cache):
+    """Trained once per test session (the slow test of this file, about half a minute)."""
+    return metrics.DomainFeatures(image_size=32, cache_dir=domain_cache)
+
+
+def test_domain_features_reach_98_percent_on_every_factor(domain):
+    assert set(domain.accuracy) == set(FACTOR_NAMES)
+    for name, accuracy in domain.accuracy.items():
+        assert accuracy >= 0.98, f"{name}: {accuracy:.3f}"
+
+
+def test_domain_features_load_from_the_cache(domain, domain_cache, monkeypatch):
+    def no_training(self, verbose):
+        raise AssertionError("should have loaded the cached weights")
+
+    monkeypatch.setattr(metrics.DomainFeatures, "_train", no_training)
+    monkeypatch.setenv("GANLIB_CACHE", str(domain_cache))
+    again = metrics.DomainFeatures(image_size=32)
+    assert again.weights_path == domain.weights_path
+    assert again.accuracy == domain.accuracy
+    images, _ = toy_faces(8, 32, seed=3)
+    np.testing.assert_allclose(again(images), domain(images), rtol=1e-5, atol=1e-5)
+
+
+def test_domain_features_shapes_sizes_and_value_ranges(domain):
+    images, _ = toy_faces(20, 32, seed=4)
+    features = domain(images)
+    assert features.shape == (20, 128) and features.dtype == np.float32
+    as_float = domain(images.astype(np.float32) / 127.5 - 1.0, value_range=(-1, 1))
+    np.testing.assert_allclose(as_float, features, rtol=1e-4, atol=1e-4)
+    assert domain(images[0]).shape == (1, 128)
+    large, _ = toy_faces(20, 64, seed=4)  # resized to the network's 32 px
+    assert domain(large).shape == (20, 128)
+
+
+def test_domain_features_tell_a_collapsed_generator_from_real_faces(domain):
+    real, _ = toy_faces(600, 32, seed=10)
+    other, _ = toy_faces(600, 32, seed=11)
+    faces, factors = toy_faces(3000, 32, seed=12)
+    collapsed = faces[factors[:, 0] == 0][:300]  # only black hair
+    same = kid(domain(real), domain(other), num_subsets=20, subset_size=300)[0]
+    different = kid(domain(real), domain(collapsed), num_subsets=20, subset_size=300)[0]
+    assert different > 10 * abs(same)
+
+
+def test_domain_features_at_64_pixels_and_a_warning_when_undertrained(tmp_path):
+    with pytest.warns(UserWarning, match="train longer"):
+        small = metrics.DomainFeatures(
+            image_size=64, cache_dir=tmp_path, train_size=256, test_size=64, epochs=1
+        )
+    images, _ = toy_faces(4, 64, seed=0)
+    assert small(images).shape == (4, 128)
+    assert small.model.input_shape == (None, 64, 64, 3)
+    with pytest.raises(ValueError, match="32 or 64"):
+        metrics.DomainFeatures(image_size=48, cache_dir=tmp_path)

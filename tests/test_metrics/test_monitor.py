@@ -1,0 +1,75 @@
+"""Tests for ganlib/metrics/monitor.py."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from ganlib.data import toy_faces
+from ganlib.metrics import KIDMonitor
+from ganlib.plotting import to_uint8
+
+# --------------------------------------------------------------------------- KID
+
+
+def colour_features(images, value_range=None):
+    """A cheap extractor for the callback tests: mean colour and its spread."""
+    pixels = to_uint8(images, value_range).reshape(len(images), -1, 3).astype(np.float32) / 255.0
+    return np.concatenate([pixels.mean(axis=1), pixels.std(axis=1)], axis=1)
+
+
+class ToyFaceModel(keras.Model):
+    """A stand-in for the GAN: a trivial trainable model whose generate() draws toy faces."""
+
+    value_range = (-1.0, 1.0)
+
+    def __init__(self, collapse=False):
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+        self.collapse = collapse
+
+    def call(self, x):
+        return self.dense(x)
+
+    def generate(self, n, seed=None):
+        images, _ = toy_faces(n, 32, seed=0 if seed is None else seed + 100)
+        if self.collapse:
+            images = np.repeat(images[:1], n, axis=0)
+        return images.astype(np.float32) / 127.5 - 1.0
+
+
+def test_kid_monitor_writes_into_the_fit_history():
+    real, _ = toy_faces(300, 32, seed=5)
+    monitor = KIDMonitor(
+        real, colour_features, every=2, n_samples=200, coverage=True, subset_size=100
+    )
+    model = ToyFaceModel()
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(
+        np.zeros((8, 2)), np.zeros((8, 1)), epochs=4, verbose=0, callbacks=[monitor]
+    )
+    kids = history.history["kid"]
+    assert len(kids) == 4 and math.isnan(kids[0]) and math.isnan(kids[2])
+    assert abs(kids[1]) < 0.01 and abs(kids[3]) < 0.01
+    assert [epoch for epoch, _ in monitor.history] == [1, 3]
+    assert history.history["coverage"][1] > 0.05
+    assert "kl_from_uniform" in history.history
+
+
+def test_kid_monitor_sees_a_collapsed_generator():
+    real, _ = toy_faces(300, 32, seed=5)
+    good = KIDMonitor(real, colour_features, n_samples=200, subset_size=100)
+    bad = KIDMonitor(real, colour_features, n_samples=200, coverage=True, subset_size=100)
+    good.set_model(ToyFaceModel())
+    bad.set_model(ToyFaceModel(collapse=True))
+    good_logs, bad_logs = {}, {}
+    good.on_epoch_end(0, good_logs)
+    bad.on_epoch_end(0, bad_logs)
+    assert bad_logs["kid"] > 10 * abs(good_logs["kid"])
+    assert bad_logs["coverage"] == 1 / 2304
+
+
+def test_kid_monitor_checks_its_arguments():
+    with pytest.raises(ValueError):
+        KIDMonitor(np.zeros((4, 8, 8, 3), np.uint8), colour_features, every=0)

@@ -1,0 +1,73 @@
+"""Tests for ganlib/training/devices.py."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ganlib import training
+from ganlib.training.devices import _dtype_policy
+
+from ._helpers import images, mlp_gan, run_script
+
+
+def test_mixed_float16_scales_the_loss_and_keeps_float32_outputs():
+    with _dtype_policy("mixed_float16"):
+        gan = mlp_gan()
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    logs = gan.train_step(tf.constant(images(8)))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert gan._logit(tf.constant(images(2))).dtype == tf.float32
+    assert gan.generate(2).dtype == np.float32
+
+
+def test_device_choices():
+    assert training.mixed_precision_policy("auto", "cpu") == "float32"
+    assert training.mixed_precision_policy("auto", "gpu") == "mixed_float16"
+    assert training.mixed_precision_policy("auto", "tpu") == "mixed_bfloat16"
+    assert training.mixed_precision_policy("off", "gpu") == "float32"
+    assert training.use_xla("auto", "cpu") is False and training.use_xla("auto", "gpu") is True
+    assert training.use_xla("on", "cpu") is True
+    with pytest.raises(ValueError, match="auto"):
+        training.use_xla("fast")
+    assert training.strategy().num_replicas_in_sync == 1  # no GPUs here
+
+
+def test_mirrored_strategy_matches_one_device(tmp_path):
+    """Two logical CPUs must be set up before TensorFlow starts: its own process."""
+    result = run_script(
+        """
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras, numpy as np
+        from ganlib.models import build_pair
+        from ganlib.training import GAN
+
+        x = np.random.default_rng(0).uniform(-1, 1, (48, 8, 8, 3)).astype("float32")
+
+        def run(strategy):
+            keras.utils.set_random_seed(0)
+            with strategy.scope():
+                generator, discriminator = build_pair("mlp", 8, latent_dim=8, width=0.125)
+                gan = GAN(generator, discriminator, seed=3, ema=0.9)
+                gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3), label_noise=0.1)
+            data = tf.data.Dataset.from_tensor_slices(x).batch(8, drop_remainder=True)
+            history = gan.fit(data, epochs=2, verbose=0).history
+            weights = [w.numpy() for w in generator.weights + discriminator.weights + gan.ema_generator.weights]
+            return history, weights, strategy.num_replicas_in_sync
+
+        h1, w1, n1 = run(tf.distribute.get_strategy())
+        h2, w2, n2 = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+        print(json.dumps({
+            "replicas": [n1, n2],
+            "weights": max(float(np.max(np.abs(a - b))) for a, b in zip(w1, w2)),
+            "logs": max(abs(a - b) for k in h1 for a, b in zip(h1[k], h2[k])),
+            "moved": max(float(np.max(np.abs(a))) for a in w1),
+        }))
+        """
+    )
+    assert result["replicas"] == [1, 2]
+    assert result["weights"] < 1e-5 and result["logs"] < 1e-5

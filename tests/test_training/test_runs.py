@@ -1,0 +1,161 @@
+"""Tests for ganlib/training/runs.py."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from ganlib import training
+
+from ._helpers import (
+    run_script,
+)
+
+
+def test_train_checks_its_arguments(tmp_path):
+    faces = np.zeros((8, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="unknown model"):
+        training.train(faces, model="big", image_size=32)
+    with pytest.raises(ValueError, match="batch size"):
+        training.train(faces, image_size=32, batch_size=1)
+    with pytest.raises(ValueError, match="image_size"):
+        training.train(faces, image_size=48)
+    with pytest.raises(ValueError, match="32x32 but image_size is 64"):
+        training.train(faces, image_size=64)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        training.train(faces, image_size=32, batch_size=16)
+    with pytest.raises(ValueError, match="uint8"):
+        training.train(faces.astype(np.float32), image_size=32)
+
+
+def test_train_writes_a_run_and_refuses_another_model_in_it(tmp_path, monkeypatch):
+    from ganlib import metrics
+
+    class Flat:  # a stand-in feature extractor: the KID plumbing, not the features, is tested here
+        def __call__(self, images, value_range=None):
+            return np.asarray(images, np.float32).reshape(len(images), -1)[:, :32]
+
+    monkeypatch.setattr(metrics, "DomainFeatures", lambda image_size: Flat())
+    run = tmp_path / "run"
+    gan, history = training.train(
+        "toy-faces:32",
+        model="improved",
+        image_size=32,
+        width=0.125,
+        epochs=1,
+        batch_size=8,
+        run_dir=run,
+        verbose=0,
+        kid_every=1,
+        grid=(2, 2),
+    )
+    assert history["epoch"] == [0] and np.isfinite(history["kid"][0])
+    assert "kid" in (run / "history.csv").read_text().splitlines()[0]
+    info = json.loads((run / "run.json").read_text())
+    assert (info["model"], info["image_size"], info["width"], info["latent_dim"]) == (
+        "improved",
+        32,
+        0.125,
+        100,
+    )
+    assert info["data_spec"] == "toy-faces:32" and info["seed"] == 0
+    assert gan.preset["steps_per_epoch"] == 4 and gan.sample_grid.grids[0][1].shape == (
+        4,
+        32,
+        32,
+        3,
+    )
+    with pytest.raises(ValueError, match="was made with model 'improved'"):
+        training.train(
+            "toy-faces:32",
+            model="cifar",
+            image_size=32,
+            width=0.125,
+            epochs=1,
+            batch_size=8,
+            run_dir=run,
+        )
+    with pytest.raises(ValueError, match="already has checkpoints"):
+        training.train(
+            "toy-faces:32",
+            image_size=32,
+            width=0.125,
+            epochs=1,
+            batch_size=8,
+            run_dir=run,
+            resume=False,
+        )
+    loaded = training.load_run(run)
+    np.testing.assert_array_equal(loaded.generate(2, seed=0), gan.generate(2, seed=0))
+
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.discriminator.get_layer("logit").bias.assign([np.inf])
+
+    with pytest.raises(
+        FloatingPointError,
+        match=r"epoch 1 .*step 2 of 4 \(training step 6\).*checkpoint is .*ckpt-000000004",
+    ):
+        training.train(
+            "toy-faces:32",
+            image_size=32,
+            width=0.125,
+            epochs=2,
+            batch_size=8,
+            run_dir=run,
+            verbose=0,
+            steps_per_execution=1,  # the poison acts between single steps
+            callbacks=[Poison()],
+            grid=(2, 2),
+        )
+    assert [row["epoch"] for row in training.read_history(run / "history.csv")] == [0]
+
+
+def test_resumed_runs_end_where_an_uninterrupted_one_does(tmp_path):
+    """Op determinism is process-wide, so this runs in its own process."""
+    result = run_script(
+        """
+        import json, shutil, sys
+        import numpy as np, tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
+        from ganlib import training
+        from ganlib.data import toy_faces
+
+        faces, _ = toy_faces(64, image_size=32)
+        root = sys.argv[1]
+        options = dict(model="improved", image_size=32, width=0.125, batch_size=16, ema=0.9,
+                       ada=True, checkpoint_every=3, steps_per_execution=2, verbose=0,
+                       grid=(2, 2))
+
+        def state(gan):
+            return [v.numpy() for v in gan.generator.weights + gan.discriminator.weights
+                    + gan.ema_generator.weights + [gan.augmenter.probability]]
+
+        def largest_difference(a, b):
+            return max(float(np.max(np.abs(x - y))) for x, y in zip(state(a), state(b)))
+
+        a, history_a = training.train(faces, epochs=3, run_dir=f"{root}/a", **options)
+        training.train(faces, epochs=2, run_dir=f"{root}/b", **options)  # stopped after 2 epochs
+        shutil.copytree(f"{root}/b", f"{root}/c")
+        b, history_b = training.train(faces, epochs=3, run_dir=f"{root}/b", **options)
+        # c was killed before epoch 1 ended: its newest checkpoint is at step 2 of that epoch
+        training.list_checkpoints(f"{root}/c/checkpoints")[-1].unlink()
+        _, meta, _ = training.latest_checkpoint(f"{root}/c/checkpoints")
+        c, history_c = training.train(faces, epochs=3, run_dir=f"{root}/c", **options)
+        print(json.dumps({
+            "b": largest_difference(a, b), "c": largest_difference(a, c),
+            "epochs": [history_a["epoch"], history_b["epoch"], history_c["epoch"]],
+            "same_history": history_a == history_b,
+            "steps": [int(g.global_step.numpy()) for g in (a, b, c)],
+            "p": float(a.augmenter.probability.numpy()),
+            "resumed_from": [meta["epoch"], meta["step_in_epoch"]],
+        }))
+        """,
+        tmp_path,
+    )
+    assert result["epochs"] == [[0, 1, 2]] * 3
+    assert result["steps"] == [12, 12, 12]
+    assert result["b"] == 0.0 and result["same_history"]
+    assert result["resumed_from"] == [1, 2] and result["c"] == 0.0  # in the middle of epoch 1
+    assert result["p"] > 0  # the augmenter did move, and was resumed along with the rest
