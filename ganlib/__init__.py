@@ -1,11 +1,14 @@
 """ganlib: the reusable parts of the GAN book.
 
-One module per idea: `data` (datasets and input pipelines), `models` (generators
-and discriminators), `training` (the GAN model, runs, checkpoints), `metrics`
-(KID, FID, mode coverage), `augment` (adaptive augmentation), `postprocess`
-(upscaling, denoising, best-n) and `plotting` (image grids). Submodules load on
-first use, so `import ganlib` stays fast and TensorFlow is imported only when a
-part that needs it is used.
+One package or module per idea, one file per concept inside a package:
+`data` (toy faces, their decoder, image folders, CIFAR-10, anime faces, tf.data
+pipelines), `models` (generators and discriminators), `training` (the GAN model,
+presets, callbacks, checkpoints, history, runs, devices), `metrics` (KID and FID,
+feature extractors, mode coverage, a KID callback), `augment` (adaptive
+augmentation), `postprocess` (upscaling, denoising, best-n), `grids` and
+`plotting` (pictures), `cli` (``python -m ganlib``) and `common` (what they all
+share). Submodules load on first use, so `import ganlib` stays fast and
+TensorFlow is imported only when a part that needs it is used.
 """
 
 import importlib

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["IMAGE_SIZES", "to_uint8", "value_range_of"]
+
 # The sizes the book's convolutional models are built for (chapters 2-7).
 IMAGE_SIZES = (32, 64)
 # The smallest image a loader or the toy faces will make.
@@ -52,7 +54,7 @@ def check_image_size(image_size, sizes=None, what="image_size"):
 
 
 def value_range_of(images, value_range=None):
-    """(low, high) of `images`: (0, 255) for uint8, else `value_range`, else a guess.
+    """(low, high) of `images`: (0, 255) for uint8, else `value_range`, else a guess (chapter 3).
 
     The guess: floats with a negative value are [-1, 1] (a tanh generator), other floats
     [0, 1] (a sigmoid one). Pass value_range whenever you know it: a [-1, 1] image that

@@ -12,11 +12,13 @@ import numpy as np
 
 from ganlib.common import to_uint8
 
+__all__ = ["image_grid", "save_grid"]
+
 
 def image_grid(
     images, rows=None, cols=None, value_range=None, padding=2, pad_value=255
 ) -> np.ndarray:
-    """Tile images into one uint8 RGB picture of rows x cols cells.
+    """Tile images into one uint8 RGB picture of rows x cols cells (chapter 1).
 
     images: array (n, h, w, c) with c in {1, 3}. With neither rows nor cols, the
     grid is as square as n allows. Empty cells are filled with pad_value.
@@ -46,7 +48,10 @@ def image_grid(
 
 
 def save_grid(path, images, rows=None, cols=None, value_range=None, scale=1) -> Path:
-    """Write image_grid(...) as a PNG, enlarged `scale` times (nearest) so small faces stay visible."""
+    """Write image_grid(...) as a PNG, enlarged `scale` times (nearest) so small faces stay visible.
+
+    Explained in chapter 4.
+    """
     from PIL import Image
 
     path = Path(path)

@@ -5,9 +5,9 @@ Four families, each a generator/discriminator pair for 32x32 or 64x64 RGB images
 - ``mlp``: dense layers with ReLU, the "GAN basics" picture (also for 2-D toy data).
 - ``baseline``: the Keras CelebA DCGAN example (``dcgan_overriding_train_step``),
   sigmoid output in [0, 1], latent size 128.
-- ``improved``: the anime design's model exactly as its notebook ran it, tanh output
+- ``improved``: the anime-face DCGAN project's model, layer for layer as its published notebook builds it, tanh output
   in [-1, 1], latent size 100.
-- ``cifar``: the CIFAR design's DCGAN, transposed convolutions interleaved with
+- ``cifar``: the CIFAR DCGAN project's model, transposed convolutions interleaved with
   same-size convolutions, BatchNormalization, tanh output, latent size 128.
 
 Every discriminator ends in a linear ``Dense(1, name="logit")`` followed by a separate
@@ -29,6 +29,23 @@ import keras
 from keras import layers
 
 from ganlib.common import IMAGE_SIZES, check_image_size
+
+__all__ = [
+    "build_pair",
+    "mlp_generator",
+    "mlp_discriminator",
+    "baseline_generator",
+    "baseline_discriminator",
+    "improved_generator",
+    "improved_discriminator",
+    "cifar_generator",
+    "cifar_discriminator",
+    "latent_dim",
+    "value_range",
+    "MODEL_NAMES",
+    "VALUE_RANGES",
+    "DEFAULT_LATENT_DIM",
+]
 
 MODEL_NAMES = ("mlp", "baseline", "improved", "cifar")
 
@@ -135,7 +152,7 @@ def _check_hidden(hidden):
 def mlp_generator(
     image_size=32, latent_dim=64, hidden=(256, 512), channels=3, width=1.0, data_shape=None
 ):
-    """Dense generator: noise (n, latent_dim) -> Dense+ReLU per `hidden` -> data.
+    """Dense generator: noise (n, latent_dim) -> Dense+ReLU per `hidden` -> data (chapter 1).
 
     Images (default, data_shape (image_size, image_size, channels)): float32
     (n, s, s, channels) through tanh, value range (-1, 1). Vectors (data_shape=(d,),
@@ -162,6 +179,7 @@ def mlp_generator(
 
 def mlp_discriminator(image_size=32, hidden=(512, 256), channels=3, width=1.0, data_shape=None):
     """Dense discriminator: data -> Flatten -> Dense+ReLU per `hidden` -> logit -> probability.
+    Explained in chapter 1.
 
     Input float32 (n, s, s, channels) images or (n, d) vectors (see `mlp_generator`);
     output float32 (n, 1) probabilities in [0, 1]. `width` scales the hidden units.
@@ -182,6 +200,7 @@ def mlp_discriminator(image_size=32, hidden=(512, 256), channels=3, width=1.0, d
 
 def baseline_generator(image_size=64, latent_dim=128, width=1.0):
     """The Keras CelebA DCGAN generator: noise (n, latent_dim) -> float32 (n, s, s, 3) in [0, 1].
+    Explained in chapter 3.
 
     Dense to (s/8, s/8, 128), three Conv2DTranspose (128, 256, 512; kernel 4, stride 2,
     same) each with LeakyReLU(0.2), then Conv2D 3, kernel 5, sigmoid.
@@ -205,6 +224,7 @@ def baseline_generator(image_size=64, latent_dim=128, width=1.0):
 
 def baseline_discriminator(image_size=64, width=1.0):
     """The Keras CelebA DCGAN discriminator: float32 (n, s, s, 3) in [0, 1] -> (n, 1) probability.
+    Explained in chapter 3.
 
     Conv2D 64, 128, 128 (kernel 4, stride 2, same) each with LeakyReLU(0.2), Flatten,
     Dropout 0.2, Dense 1. 404,801 parameters at 64 px, 398,657 at 32 px.
@@ -228,7 +248,9 @@ def baseline_discriminator(image_size=64, width=1.0):
 
 
 def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="nearest"):
-    """The anime design's generator: noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
+    """The improved generator of the anime-face DCGAN project (chapter 3).
+
+    noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
 
     Dense to (s/4, s/4, 128) with ReLU, then two blocks of 2x upsampling + Conv2D 3x3
     (128, then 64 filters) + BatchNormalization(momentum=0.8) + ReLU, then Conv2D 3x3
@@ -261,7 +283,9 @@ def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="neare
 
 
 def improved_discriminator(image_size=64, width=1.0, pooling="average"):
-    """The anime design's discriminator: float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
+    """The improved discriminator of the anime-face DCGAN project (chapter 3).
+
+    float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
 
     Conv2D 32/128/128, kernel 5, stride 2 (same, valid, valid), each with LeakyReLU
     (Keras default slope 0.3), Dropout 0.25 after the second; pooling; Dense 256 +
@@ -297,7 +321,7 @@ def improved_discriminator(image_size=64, width=1.0, pooling="average"):
 
 # --------------------------------------------------------------------------- cifar
 
-# This book's reading of the CIFAR design (which gives the layer types, not the sizes):
+# This book's reading of the CIFAR DCGAN project (which gives the layer types, not the sizes):
 # filters per resolution stage, coarsest first; the generator mirrors the discriminator.
 CIFAR_GENERATOR_FILTERS = (256, 128, 64)
 CIFAR_DISCRIMINATOR_FILTERS = (64, 128, 256)
@@ -307,7 +331,9 @@ _CIFAR_BN_MOMENTUM = 0.9
 
 
 def cifar_generator(image_size=32, latent_dim=128, width=1.0):
-    """The CIFAR design's generator: noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
+    """The CIFAR DCGAN project's generator (chapter 6).
+
+    noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
 
     Dense to (s/8, s/8, 256); then per stage (256, 128, 64 filters) a Conv2DTranspose
     (kernel 4, stride 2, same) that doubles the size and a Conv2D (kernel 3, same) that
@@ -338,7 +364,9 @@ def cifar_generator(image_size=32, latent_dim=128, width=1.0):
 
 
 def cifar_discriminator(image_size=32, width=1.0):
-    """The CIFAR design's discriminator: float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
+    """The CIFAR DCGAN project's discriminator (chapter 6).
+
+    float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
 
     Three Conv2D (64, 128, 256 filters; kernel 4, stride 2, same), each followed by
     LeakyReLU(0.2), the last two with BatchNormalization before it (none on the first,
@@ -377,6 +405,7 @@ def _options_of(builder):
 
 def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
     """(generator, discriminator) of family `name` ("mlp", "baseline", "improved", "cifar").
+    Explained in chapter 3.
 
     image_size: 32 or 64 (any positive size for "mlp"; ignored there when
     data_shape is given). latent_dim: None takes DEFAULT_LATENT_DIM[name].
@@ -417,7 +446,7 @@ def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
 
 
 def latent_dim(generator):
-    """Length of the noise vector `generator` takes (its input is (n, latent_dim))."""
+    """Length of the noise vector `generator` takes (its input is (n, latent_dim)) (chapter 4)."""
     shape = tuple(generator.inputs[0].shape)
     if len(generator.inputs) != 1 or len(shape) != 2 or shape[-1] is None:
         raise ValueError(
@@ -427,7 +456,7 @@ def latent_dim(generator):
 
 
 def value_range(generator):
-    """(low, high) of `generator`'s output, or None for unbounded (vector) output.
+    """(low, high) of `generator`'s output, or None for unbounded (vector) output (chapter 3).
 
     Reads `generator.value_range`; a clone or a reloaded model has lost that attribute,
     so it falls back to the family named at the start of the model's name.

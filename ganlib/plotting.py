@@ -18,7 +18,7 @@ __all__ = ["show_grid", "plot_history", "image_grid", "save_grid", "to_uint8"]
 
 
 def show_grid(images, rows=None, cols=None, value_range=None, title=None, ax=None, size=6.0):
-    """Draw image_grid(...) with matplotlib; returns the Axes."""
+    """Draw image_grid(...) with matplotlib; returns the Axes (chapter 1)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -57,7 +57,7 @@ def _history_columns(history) -> dict:
 
 
 def plot_history(history, ax=None):
-    """Draw the losses (left) and the discriminator's accuracies (right) per epoch.
+    """Draw the losses (left) and the discriminator's accuracies (right) per epoch (chapter 4).
 
     history: a run folder or its history.csv, a keras.callbacks.History, a dict of
     lists (e.g. from ganlib.train or train_on_batch_loop) or a DataFrame. Uses the

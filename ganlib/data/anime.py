@@ -9,13 +9,14 @@ from ganlib.data.errors import DataNotFoundError
 from ganlib.data.folders import load_image_folder
 
 ANIME_FACES_DATASET = "splcher/animefacedataset"
-ANIME_SUBSET = 4992  # the number of files the anime design trained on
+ANIME_SUBSET = 4992  # how many files the anime-face DCGAN project's notebook trained on
 
 
 def anime_faces(
     path=None, subset: int | None = None, image_size: int = 64, return_report: bool = False
 ):
     """The Kaggle anime-face set (splcher/animefacedataset, 63,565 JPEGs) as uint8 (n, s, s, 3).
+    Explained in chapter 4.
 
     path: the downloaded folder (its images are in an images/ subfolder, which
     is used when present), else the GANLIB_ANIME_FACES environment variable,
@@ -23,7 +24,8 @@ def anime_faces(
     `pip install kagglehub` or `pip install "ganlib[kaggle]"`).
     subset: read only the first `subset` files in natural name order
     ("0_2000.jpg", "1_2000.jpg", ..., "10_2000.jpg", ...). subset=ANIME_SUBSET
-    (4,992) is the size of the anime design's run, and always the same files.
+    (4,992) is the number of files the anime-face DCGAN project's notebook trained on; the
+    data set only gives that count, not which files, so this picks the first ones by name.
     Loaded, cached and checked by load_image_folder (centre crop, Lanczos).
     """
     if subset is not None and (

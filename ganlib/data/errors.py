@@ -2,7 +2,7 @@
 
 
 class DataNotFoundError(FileNotFoundError, ValueError):
-    """A data set or folder is not where it was looked for.
+    """A data set or folder is not where it was looked for (chapter 3).
 
     Both a FileNotFoundError and a ValueError, so either kind of handler catches it.
     """

@@ -295,7 +295,7 @@ def _single_thread_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def toy_faces(n: int, image_size: int = 64, seed: int = 0):
-    """Procedural anime-style faces with five known, independent factors.
+    """Procedural anime-style faces with five known, independent factors (chapter 1).
 
     Returns (images, factors): images uint8 (n, image_size, image_size, 3) in
     [0, 255]; factors int64 (n, 5) in the order of FACTOR_NAMES, with level names

@@ -1,4 +1,4 @@
-"""The anime-face notebook's train_on_batch loop, kept as it ran, to compare with `fit` (chapter 4)."""
+"""The anime-face DCGAN project's train_on_batch loop, to compare with `fit` (chapter 4)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ def train_on_batch_loop(
     seed=0,
     callback=None,
 ):
-    """The anime notebook's own training loop, kept as it ran, for comparison with `fit`.
+    """The anime-face DCGAN project's notebook loop, unchanged, to compare with `fit` (chapter 4).
 
     Each iteration: `batch_size` real images drawn at random with replacement (label 1)
     and `batch_size` images from `generator.predict` on fresh noise (label 0) go through
     two `discriminator.train_on_batch` calls, whose loss and accuracy are averaged; then
     the stacked generator -> frozen discriminator model takes `train_on_batch` on
     `generator_batch` noise vectors (default 2 * batch_size, as in the notebook)
-    labelled 1. Loss: binary cross-entropy on the sigmoid output, as it ran.
+    labelled 1. Loss: binary cross-entropy on the sigmoid output, as in that notebook.
 
     images: float32 (n, h, w, c) already in the generator's value range. The models are
     trained in place; default optimizers: Adam 1e-4, beta_1 0.5 (the notebook's).

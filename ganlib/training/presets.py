@@ -34,7 +34,7 @@ PRESETS = {
         "batch_size": 32,
         "label_smoothing": 0.0,
         "label_noise": 0.0,
-        "source": "the anime design's prose: Adam with beta_1 0.5, the generator's learning "
+        "source": "the anime-face DCGAN project's write-up: Adam with beta_1 0.5, the generator's learning "
         "rate twice the discriminator's",
     },
     "improved_as_run": {
@@ -45,7 +45,7 @@ PRESETS = {
         "batch_size": 32,
         "label_smoothing": 0.0,
         "label_noise": 0.0,
-        "source": "what the anime design's notebook actually ran: Adam 1e-4 and beta_1 0.5 "
+        "source": "what the anime-face DCGAN project's notebook ran: Adam 1e-4 and beta_1 0.5 "
         "for both networks",
     },
     "cifar": {
@@ -56,7 +56,7 @@ PRESETS = {
         "batch_size": 128,
         "label_smoothing": 0.0,
         "label_noise": 0.0,
-        "source": "the CIFAR design: Adam 2e-4 for both networks, batch 128 "
+        "source": "the CIFAR DCGAN project: Adam 2e-4 for both networks, batch 128 "
         "(beta_1 0.5, the DCGAN paper's value)",
     },
 }
