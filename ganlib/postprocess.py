@@ -1,7 +1,8 @@
-"""Post-processing generated images: upscale, denoise, sharpen, keep the best, super-resolve.
+"""Post-processing generated images: upscale, denoise, sharpen, keep the best, super-resolve (chapter 7).
 
-The second design finishes its 32 px CIFAR samples this way: draw many, keep
-the ones the discriminator likes best, enlarge them with bicubic
+Chapter 7 finishes generated 32 px samples the way the CIFAR DCGAN project does
+(a DCGAN trained on one CIFAR-10 class at 32x32): draw many,
+keep the ones the discriminator likes best, enlarge them with bicubic
 interpolation, remove speckles with a median filter, sharpen with Pillow's
 SHARPEN filter, and compare with ESRGAN super-resolution.
 
@@ -14,12 +15,32 @@ image for a single image.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
 from ganlib.common import to_uint8, value_range_of
 
+__all__ = [
+    "upscale",
+    "median_denoise",
+    "sharpen",
+    "enhance",
+    "select_best",
+    "esrgan",
+    "compare_grid",
+]
+
 ESRGAN_HANDLE = "https://tfhub.dev/captain-pool/esrgan-tf2/1"
+# What to do when TensorFlow Hub can't be reached: the error and compare_grid's warning say it.
+ESRGAN_OFFLINE_HELP = (
+    "To use ESRGAN without internet, get the model as a SavedModel folder (one holding "
+    "saved_model.pb and variables/) on a machine that has internet: pip install "
+    'tensorflow-hub, then python -c "import tensorflow_hub as hub; '
+    f"print(hub.resolve('{ESRGAN_HANDLE}'))\" downloads TF Hub's captain-pool/esrgan-tf2 "
+    "and prints the folder. Copy that folder here and pass esrgan(images, "
+    "model='path/to/folder') (compare_grid(..., esrgan_model='path/to/folder'))."
+)
 
 
 def _to_unit(images, value_range=None):
@@ -52,7 +73,7 @@ def _to_unit(images, value_range=None):
 
 
 def upscale(images, factor=2, method="bicubic", value_range=None):
-    """Enlarge images `factor` times with tf.image.resize (bicubic by default; also
+    """Enlarge images `factor` times with tf.image.resize (chapter 7; bicubic by default; also
     "bilinear", "lanczos3", "nearest", "area"). Bicubic overshoots at edges, so the
     result is clipped to the value range. Returns (n, h*factor, w*factor, c)."""
     import tensorflow as tf
@@ -72,8 +93,8 @@ def upscale(images, factor=2, method="bicubic", value_range=None):
 
 def median_denoise(images, size=3, value_range=None):
     """Replace every pixel by the median of its size x size neighbourhood, channel by
-    channel (scipy.ndimage.median_filter, edges mirrored). Removes isolated speckles
-    while keeping edges, unlike a blur."""
+    channel (scipy.ndimage.median_filter, edges mirrored; chapter 7). Removes isolated
+    speckles while keeping edges, unlike a blur. Returns the same shape."""
     from scipy.ndimage import median_filter
 
     if size < 1:
@@ -83,8 +104,9 @@ def median_denoise(images, size=3, value_range=None):
 
 
 def sharpen(images, value_range=None):
-    """Pillow's ImageFilter.SHARPEN (3x3 kernel, centre 32, neighbours -2, divided by 16).
-    Pillow filters 8-bit images, so float input passes through uint8 on the way."""
+    """Pillow's ImageFilter.SHARPEN (3x3 kernel, centre 32, neighbours -2, divided by 16;
+    chapter 7). Pillow filters 8-bit images, so float input passes through uint8 on the
+    way. Returns the same shape."""
     from PIL import Image, ImageFilter
 
     unit, restore = _to_unit(images, value_range)
@@ -96,17 +118,19 @@ def sharpen(images, value_range=None):
     return restore(out)
 
 
-def select_best(gan, n, pool=1000, batch_size=256):
-    """Draw `pool` images from gan.generate and keep the n the discriminator finds most real.
+def select_best(gan, n, pool=1000, batch_size=256, seed=None):
+    """Draw `pool` images from gan.generate and keep the n the discriminator finds most real (chapter 7).
 
-    gan: anything with generate(count) -> images and discriminator(images) ->
-    scores (n, 1) or (n,), higher meaning "more real" (probabilities or logits).
-    Returns (images (n, h, w, c) best first, in the generator's value range;
-    scores float32 (n,)).
+    gan: anything with generate(count, seed=None) -> images and
+    discriminator(images) -> scores (n, 1) or (n,), higher meaning "more real"
+    (probabilities or logits), such as ganlib.training.GAN. seed: passed to
+    gan.generate; the same seed and weights give the same selection, None a new
+    one each call. Returns (images (n, h, w, c) best first, in the generator's
+    value range; scores float32 (n,)).
     """
     if not 1 <= n <= pool:
         raise ValueError(f"need 1 <= n <= pool, got n={n}, pool={pool}")
-    images = np.asarray(gan.generate(pool))
+    images = np.asarray(gan.generate(pool, seed=seed))
     scores = np.concatenate(
         [
             np.asarray(
@@ -139,17 +163,17 @@ def _load_esrgan(handle):
         return hub.load(handle)
     except Exception as err:
         raise FileNotFoundError(
-            f"could not load ESRGAN from {handle} ({type(err).__name__}: {err}). Without internet: "
-            f"download the model from {ESRGAN_HANDLE} (now hosted on Kaggle Models) elsewhere, "
-            "unpack it and pass esrgan(images, model='path/to/folder')."
+            f"could not load ESRGAN from {handle} ({type(err).__name__}: {err}). "
+            f"{ESRGAN_OFFLINE_HELP}"
         ) from err
 
 
 def esrgan(images, model=None, value_range=None):
-    """Super-resolve images 4x with ESRGAN (captain-pool/esrgan-tf2 on TensorFlow Hub).
+    """Super-resolve images 4x with ESRGAN (captain-pool/esrgan-tf2 on TensorFlow Hub; chapter 7).
 
     model: None loads ESRGAN_HANDLE through tensorflow_hub (an optional extra);
-    a string is a Hub handle or a local SavedModel folder; anything callable on
+    a string is a Hub handle or a local SavedModel folder (ESRGAN_OFFLINE_HELP
+    says how to get one for a machine without internet); anything callable on
     a float32 batch (n, h, w, 3) in [0, 255] returning (n, 4h, 4w, 3) in
     [0, 255] is used as it is. Grey images are run as RGB and averaged back.
     Colab or any machine with internet: pip install tensorflow-hub, then esrgan(images).
@@ -176,18 +200,21 @@ def esrgan(images, model=None, value_range=None):
 
 
 def enhance(images, factor=2, size=3, value_range=None):
-    """The design's post-process step: bicubic upscale, median denoise, sharpen."""
+    """Chapter 7's clean-up chain: bicubic upscale by `factor`, size x size median
+    denoise, sharpen. Returns images `factor` times larger, same dtype and value range."""
     images = upscale(images, factor, value_range=value_range)
     return sharpen(median_denoise(images, size, value_range=value_range), value_range=value_range)
 
 
 def compare_grid(images, value_range=None, rounds=2, esrgan_model=None, size=2.0):
     """Show original, enhanced (upscale x2 + median + sharpen, `rounds` times) and ESRGAN x4
-    versions side by side, one row per image; returns the matplotlib Figure.
+    versions side by side, one row per image (chapter 7); returns the matplotlib Figure.
 
     esrgan_model: None tries to load ESRGAN (see esrgan); False skips it; a
-    callable is used as the model. When ESRGAN is unavailable its column says
-    why instead of failing. ESRGAN gets the median-filtered image, as in the design.
+    string (Hub handle or local SavedModel folder) or a callable is used as the
+    model. When ESRGAN is unavailable its column says so and a warning says why
+    and how to get the model, instead of failing. ESRGAN gets the median-filtered
+    image, as the CIFAR DCGAN project does (chapter 7).
     """
     import matplotlib.pyplot as plt
 
@@ -210,10 +237,12 @@ def compare_grid(images, value_range=None, rounds=2, esrgan_model=None, size=2.0
             columns.append(
                 ("ESRGAN x4", esrgan(denoised, model=esrgan_model, value_range=value_range))
             )
-        except ImportError:
+        except ImportError as error:
             skipped = "ESRGAN: skipped\n(pip install tensorflow-hub)"
-        except FileNotFoundError:
-            skipped = "ESRGAN: skipped\n(model not reachable: offline?)"
+            warnings.warn(f"compare_grid left ESRGAN out: {error}", stacklevel=2)
+        except FileNotFoundError as error:
+            skipped = "ESRGAN: skipped\n(model not reachable:\nsee the warning)"
+            warnings.warn(f"compare_grid left ESRGAN out: {error}", stacklevel=2)
     n_cols = len(columns) + (skipped is not None)
     figure, axes = plt.subplots(
         len(images), n_cols, figsize=(size * n_cols, size * len(images)), squeeze=False

@@ -100,9 +100,10 @@ class BrightnessGAN:
     def __init__(self):
         self.rng = np.random.default_rng(1)
 
-    def generate(self, n):
-        levels = self.rng.uniform(-1, 1, (n, 1, 1, 1))
-        self.pool = np.clip(levels + self.rng.normal(0, 0.05, (n, 8, 8, 3)), -1, 1)
+    def generate(self, n, seed=None):
+        rng = self.rng if seed is None else np.random.default_rng(seed)
+        levels = rng.uniform(-1, 1, (n, 1, 1, 1))
+        self.pool = np.clip(levels + rng.normal(0, 0.05, (n, 8, 8, 3)), -1, 1)
         return self.pool.astype(np.float32)
 
     def discriminator(self, images, training=False):
@@ -117,6 +118,18 @@ def test_select_best_keeps_the_brightest_best_first():
     np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), scores, rtol=1e-5)
     brightest = np.sort(gan.pool.mean(axis=(1, 2, 3)))[::-1][:5]
     np.testing.assert_allclose(scores, brightest, rtol=1e-5)
+
+
+def test_select_best_with_a_seed_repeats_its_selection():
+    gan = BrightnessGAN()
+    images, scores = select_best(gan, 5, pool=100, seed=3)
+    again, again_scores = select_best(gan, 5, pool=100, seed=3)
+    np.testing.assert_array_equal(again, images)
+    np.testing.assert_array_equal(again_scores, scores)
+    other, _ = select_best(gan, 5, pool=100, seed=4)
+    assert not np.array_equal(other, images)
+    unseeded, _ = select_best(gan, 5, pool=100)  # None: whatever the generator draws next
+    assert not np.array_equal(unseeded, images)
 
 
 def test_select_best_checks_n():
@@ -156,9 +169,35 @@ def test_esrgan_offline_says_what_to_do(monkeypatch):
 
     hub.load = load
     monkeypatch.setitem(sys.modules, "tensorflow_hub", hub)
-    with pytest.raises(FileNotFoundError, match="could not load ESRGAN.*model='path/to/folder'"):
+    with pytest.raises(FileNotFoundError) as info:
         esrgan(UINT8)
+    message = str(info.value)
+    assert "could not load ESRGAN" in message and "Name or service not known" in message
+    # It says how to get the model as a folder and how to pass it.
+    assert "captain-pool/esrgan-tf2" in message and "SavedModel" in message
+    assert "hub.resolve('https://tfhub.dev/captain-pool/esrgan-tf2/1')" in message
+    assert "esrgan(images, model='path/to/folder')" in message
     postprocess._load_esrgan.cache_clear()
+
+
+def test_compare_grid_offline_warns_how_to_get_esrgan(monkeypatch):
+    postprocess._load_esrgan.cache_clear()
+    hub = types.ModuleType("tensorflow_hub")
+
+    def load(handle):
+        raise OSError("Name or service not known")
+
+    hub.load = load
+    monkeypatch.setitem(sys.modules, "tensorflow_hub", hub)
+    with pytest.warns(UserWarning, match="left ESRGAN out") as record:
+        figure = compare_grid(UINT8[:1], rounds=1)
+    message = str(record[0].message)
+    assert "hub.resolve" in message and "esrgan_model='path/to/folder'" in message
+    assert "skipped" in figure.axes[-1].texts[0].get_text()
+    postprocess._load_esrgan.cache_clear()
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 def test_esrgan_loads_a_local_saved_model(tmp_path):
@@ -184,7 +223,8 @@ def test_compare_grid_with_and_without_esrgan(monkeypatch):
     assert "ESRGAN" in axes[3].get_title()
     monkeypatch.setitem(sys.modules, "tensorflow_hub", None)
     postprocess._load_esrgan.cache_clear()
-    figure = compare_grid(UINT8[:2], rounds=1)
+    with pytest.warns(UserWarning, match="pip install tensorflow-hub"):
+        figure = compare_grid(UINT8[:2], rounds=1)
     assert len(figure.axes) == 2 * 3
     assert "skipped" in figure.axes[2].texts[0].get_text()
     import matplotlib.pyplot as plt

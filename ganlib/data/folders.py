@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -18,20 +19,28 @@ from PIL import Image, ImageOps
 
 from ganlib.common import (
     atomic_write,
+    cache_root,
     check_image_size,
+    temporary_name,
 )
 from ganlib.data.errors import DataNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 _CACHE_VERSION = 1
 _CACHE_FOLDER = ".ganlib-cache"
-_MEMORY_CACHE: dict = {}  # (folder, size, crop, limit, file signature) -> (images, report)
+# The decoded folders this process keeps, least recently used first:
+# (folder, size, crop, limit, file signature) -> (images, report).
+_MEMORY_CACHE: collections.OrderedDict = collections.OrderedDict()
+# Its bounds: a notebook that loads folder after folder would otherwise keep every one.
+# The least recently used folders go first; the one just loaded always stays.
+MEMORY_CACHE_MAX_ENTRIES = 8
+MEMORY_CACHE_MAX_BYTES = 2 * 1024**3
 _WARN_NAMES = 5  # how many skipped files a warning names
 
 
 @dataclasses.dataclass(frozen=True)
 class FolderReport:
-    """What load_image_folder read: `files` (relative paths of the images, in
+    """What load_image_folder read (chapter 3): `files` (relative paths of the images, in
     array order), `skipped` ((relative path, reason) pairs), `source` ("decoded",
     "disk cache" or "memory") and `cache_file` (the .npy, or None)."""
 
@@ -129,17 +138,21 @@ def _try_read(path: Path, image_size: int, crop: str):
 
 
 def _default_cache_dir(folder: Path) -> Path:
-    """<folder>/.ganlib-cache when writable, else ~/.cache/ganlib/<hash of the folder path>."""
+    """Where a folder's disk cache goes when load_image_folder gets no cache_dir:
+    $GANLIB_CACHE/folders/<hash of the folder path> when $GANLIB_CACHE is set, else
+    <folder>/.ganlib-cache when writable, else ~/.cache/ganlib/folders/<hash>."""
+    shared = cache_root() / "folders" / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+    if os.environ.get("GANLIB_CACHE"):
+        return shared
     local = folder / _CACHE_FOLDER
     try:
         local.mkdir(exist_ok=True)
-        probe = local / f".write-test-{os.getpid()}"
+        probe = temporary_name(local / "write-test")  # unique, so parallel runs can't collide
         probe.write_bytes(b"")
         probe.unlink()
         return local
     except OSError:
-        digest = hashlib.sha1(str(folder).encode()).hexdigest()[:16]
-        return Path.home() / ".cache" / "ganlib" / digest
+        return shared  # cache_root() is ~/.cache/ganlib here: $GANLIB_CACHE is unset
 
 
 def load_image_folder(
@@ -152,7 +165,7 @@ def load_image_folder(
     limit: int | None = None,
     return_report: bool = False,
 ):
-    """Every image under a folder, recursively, as uint8 (n, image_size, image_size, 3).
+    """Every image under a folder, recursively, as uint8 (n, image_size, image_size, 3) (chapter 3).
 
     Files ending in .jpg/.jpeg/.png/.bmp/.gif/.webp (any case) are read in
     natural name order ('2.jpg' before '10.jpg'); GIFs give their first frame;
@@ -162,11 +175,15 @@ def load_image_folder(
     limit: read only the first `limit` files of that order.
 
     Files are decoded on `workers` threads (default: one per CPU) with a progress
-    bar, and the result is cached as one .npy plus a JSON manifest in cache_dir
-    (default `<folder>/.ganlib-cache/`, or `~/.cache/ganlib/<hash>/` when the
-    folder is read-only), and in memory for this process. The cache is used only
-    when no file was added, removed or modified since. The returned array is
-    shared with the memory cache and read-only: copy it before changing it.
+    bar, and the result is cached on disk as one .npy plus a JSON manifest, in
+    the first of: cache_dir; `$GANLIB_CACHE/folders/<hash of the folder path>/`
+    when that variable is set; `<folder>/.ganlib-cache/` when the folder is
+    writable; `~/.cache/ganlib/folders/<hash>/`. It is also kept in memory for
+    this process, up to MEMORY_CACHE_MAX_ENTRIES folders and
+    MEMORY_CACHE_MAX_BYTES bytes (module constants; the least recently used go
+    first; clear_image_cache() empties it). Either cache is used only when no
+    file was added, removed or modified since. The returned array is shared with
+    the memory cache and read-only: copy it before changing it.
 
     Unreadable, truncated, empty and non-image files are skipped and named in
     one warning. With return_report=True returns (images, FolderReport).
@@ -197,6 +214,7 @@ def load_image_folder(
         hashlib.sha1(json.dumps(signature).encode()).hexdigest(),
     )
     if key in _MEMORY_CACHE:
+        _MEMORY_CACHE.move_to_end(key)
         images, report = _MEMORY_CACHE[key]
         report = dataclasses.replace(report, source="memory")
     else:
@@ -204,7 +222,7 @@ def load_image_folder(
             folder, files, signature, image_size, crop, cache_dir, workers, limit
         )
         images.flags.writeable = False
-        _MEMORY_CACHE[key] = (images, report)
+        _remember(key, images, report)
     if report.skipped:
         warnings.warn(f"load_image_folder({folder}): {report.summary()}", stacklevel=2)
     if not len(images):
@@ -212,6 +230,19 @@ def load_image_folder(
             f"none of the {len(files)} image files under {folder} could be read; {report.summary()}"
         )
     return (images, report) if return_report else images
+
+
+def _remember(key, images, report):
+    """Put a decoded folder in the memory cache, dropping the least recently used
+    ones until MEMORY_CACHE_MAX_ENTRIES and MEMORY_CACHE_MAX_BYTES hold again."""
+    _MEMORY_CACHE[key] = (images, report)
+    _MEMORY_CACHE.move_to_end(key)
+    total = sum(cached.nbytes for cached, _ in _MEMORY_CACHE.values())
+    while len(_MEMORY_CACHE) > 1 and (
+        len(_MEMORY_CACHE) > MEMORY_CACHE_MAX_ENTRIES or total > MEMORY_CACHE_MAX_BYTES
+    ):
+        _, (dropped, _) = _MEMORY_CACHE.popitem(last=False)
+        total -= dropped.nbytes
 
 
 def _load_or_decode(folder, files, signature, image_size, crop, cache_dir, workers, limit):
@@ -300,5 +331,5 @@ def _write_cache(array_file: Path, manifest_file: Path, images: np.ndarray, mani
 
 
 def clear_image_cache():
-    """Forget the folders decoded in this process (the on-disk caches stay)."""
+    """Forget the folders decoded in this process (chapter 3); the on-disk caches stay."""
     _MEMORY_CACHE.clear()

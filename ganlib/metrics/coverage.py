@@ -12,7 +12,7 @@ from ganlib.data.toy_faces import FACTOR_NAMES, FACTOR_SIZES, NUM_COMBINATIONS
 
 
 def mode_coverage(images, value_range=None) -> dict:
-    """How many of the toy faces' 2,304 factor combinations a set of images shows.
+    """How many of the toy faces' 2,304 factor combinations a set of images shows (chapter 5).
 
     images: toy-face-like images (n, h, w, 3), uint8 or float (value_range as in
     plotting.to_uint8), decoded with ganlib.data.decode_toy_faces. Returns

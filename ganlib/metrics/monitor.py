@@ -8,18 +8,36 @@ import numpy as np
 from ganlib.metrics.coverage import mode_coverage
 from ganlib.metrics.distances import kid
 
+# With the generated set used whole, only the real side's subset changes from one
+# subset to the next, and 10 subsets leave a third of that noise (see KIDMonitor).
+_WHOLE_SET_SUBSETS = 10
+_DEFAULT_SUBSETS = 100
+_DEFAULT_SUBSET_SIZE = 1000
+
 
 class KIDMonitor(keras.callbacks.Callback):
-    """Keras callback: KID of freshly generated images against real ones every `every` epochs.
+    """Keras callback: KID of freshly generated images against real ones every `every` epochs (chapter 5).
 
     real_images: images (n, h, w, c) in any value range (value_range as in
-    plotting.to_uint8); their features are computed once, here. extractor:
+    ganlib.common.to_uint8); their features are computed once, here. extractor:
     InceptionFeatures() or DomainFeatures(...). At the end of every `every`-th
     epoch it draws self.model.generate(n_samples, seed=seed) (the GAN's EMA
-    generator when there is one), writes logs["kid"] (and logs["coverage"],
-    logs["kl_from_uniform"] from mode_coverage when coverage=True) and appends
-    (epoch, values) to .history. Other epochs get nan, so a CSV history keeps
-    one column per metric from the first epoch on.
+    generator when there is one), writes logs["kid"] and logs["kid_std"] (mean
+    and standard deviation over the subsets, see ganlib.metrics.kid), plus
+    logs["coverage"] and logs["kl_from_uniform"] from mode_coverage when
+    coverage=True, and appends (epoch, values) to .history. Other epochs get nan,
+    so a CSV history keeps one column per metric from the first epoch on.
+
+    subset_size: None means min(1000, n_samples). num_subsets: None means 100,
+    or 10 when a subset is the whole generated set (subset_size >= n_samples and
+    at least n_samples real images). Then every subset holds the same generated
+    images and only the real subset changes, so kid_std measures how much the
+    choice of real images moves the value, not the noise of drawing n_samples
+    fake ones (measure again with another seed to see that), and more subsets
+    only shrink the first: the mean keeps about kid_std / sqrt(num_subsets) of
+    it, a third of kid_std with 10, while the second stays whatever the number.
+    When both sets are exactly one subset large, kid uses that one subset and
+    kid_std is 0.
     """
 
     def __init__(
@@ -30,8 +48,8 @@ class KIDMonitor(keras.callbacks.Callback):
         n_samples=1000,
         coverage=False,
         value_range=None,
-        num_subsets=100,
-        subset_size=1000,
+        num_subsets=None,
+        subset_size=None,
         seed=0,
     ):
         super().__init__()
@@ -43,14 +61,20 @@ class KIDMonitor(keras.callbacks.Callback):
         self.every = int(every)
         self.n_samples = int(n_samples)
         self.coverage = bool(coverage)
-        self.num_subsets = num_subsets
-        self.subset_size = subset_size
         self.seed = seed
         self.real_features = extractor(real_images, value_range=value_range)
+        if subset_size is None:
+            subset_size = min(_DEFAULT_SUBSET_SIZE, self.n_samples)
+        if num_subsets is None:
+            # The size kid will really use: it never exceeds either set.
+            used = min(subset_size, len(self.real_features), self.n_samples)
+            num_subsets = _WHOLE_SET_SUBSETS if used == self.n_samples else _DEFAULT_SUBSETS
+        self.subset_size = int(subset_size)
+        self.num_subsets = int(num_subsets)
         self.history = []
 
     def measure(self):
-        """KID (and coverage) of self.model's samples now: dict of floats."""
+        """KID (and coverage) of self.model's samples now: dict of floats ("kid", "kid_std", ...)."""
         images = np.asarray(self.model.generate(self.n_samples, seed=self.seed))
         value_range = getattr(self.model, "value_range", None)
         fake_features = self.extractor(images, value_range=value_range)
@@ -67,7 +91,7 @@ class KIDMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             logs = {}
-        keys = ["kid"] + (["coverage", "kl_from_uniform"] if self.coverage else [])
+        keys = ["kid", "kid_std"] + (["coverage", "kl_from_uniform"] if self.coverage else [])
         if (epoch + 1) % self.every:
             for key in keys:
                 logs.setdefault(key, float("nan"))

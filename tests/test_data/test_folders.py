@@ -192,10 +192,106 @@ def test_folder_cache_is_reused_and_invalidated(folder, monkeypatch):
     assert report.source == "decoded" and len(removed) == len(first) - 1
 
 
-def test_folder_default_cache_lives_in_the_folder(folder):
+def test_folder_default_cache_lives_in_the_folder(folder, monkeypatch):
+    monkeypatch.delenv("GANLIB_CACHE", raising=False)
     (images, report), _ = _load(folder, image_size=32)
     assert report.cache_file.parent == folder / ".ganlib-cache"
     assert report.cache_file.exists() and report.cache_file.with_suffix(".json").exists()
     data.clear_image_cache()
     (again, report), _ = _load(folder, image_size=32)  # the cache folder itself is not scanned
     assert report.source == "disk cache" and len(again) == len(images)
+
+
+def test_folder_cache_goes_under_ganlib_cache_when_set(folder, tmp_path, monkeypatch):
+    shared = tmp_path / "shared-cache"
+    monkeypatch.setenv("GANLIB_CACHE", str(shared))
+    (images, report), _ = _load(folder, image_size=32)
+    assert report.cache_file.parent.parent == shared / "folders"
+    assert report.cache_file.exists()
+    assert not (folder / ".ganlib-cache").exists()  # the folder itself stays untouched
+    # Another folder gets its own cache; the first one is found again after a restart.
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(other / "one.png")
+    other_report = load_image_folder(other, image_size=32, return_report=True)[1]
+    assert other_report.cache_file.parent.parent == shared / "folders"
+    assert other_report.cache_file.parent != report.cache_file.parent
+    data.clear_image_cache()
+    (again, report), _ = _load(folder, image_size=32)
+    assert report.source == "disk cache"
+    np.testing.assert_array_equal(again, images)
+    # An explicit cache_dir still comes first.
+    data.clear_image_cache()
+    (_, report), _ = _load(folder, image_size=32, cache_dir=tmp_path / "mine")
+    assert report.cache_file.parent == tmp_path / "mine"
+
+
+def _small_folders(root, count):
+    """`count` folders of two 20 px images each, every folder its own colour."""
+    made = []
+    for i in range(count):
+        path = root / f"folder{i}"
+        path.mkdir()
+        for j in range(2):
+            Image.new("RGB", (20, 20), (10 * i, 5 * j, 0)).save(path / f"{j}.png")
+        made.append(path)
+    return made
+
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    """How many files folders._read_image decoded, per folder name."""
+    counts = {}
+    read = folders._read_image
+
+    def counting(path, image_size, crop):
+        counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
+        return read(path, image_size, crop)
+
+    monkeypatch.setattr(folders, "_read_image", counting)
+    return counts
+
+
+def _sources(paths, tmp_path):
+    """Load each folder in turn (each with its own disk cache); where each came from."""
+    return [
+        load_image_folder(
+            path, image_size=16, cache_dir=tmp_path / "cache" / path.name, return_report=True
+        )[1].source
+        for path in paths
+    ]
+
+
+def test_memory_cache_keeps_the_most_recently_used_folders(tmp_path, monkeypatch, count_decodes):
+    data.clear_image_cache()
+    monkeypatch.setattr(folders, "MEMORY_CACHE_MAX_ENTRIES", 2, raising=False)
+    first, second, third = _small_folders(tmp_path, 3)
+    assert _sources([first, second], tmp_path) == ["decoded", "decoded"]
+    assert _sources([first], tmp_path) == ["memory"]  # now second is the least recently used
+    assert _sources([third], tmp_path) == ["decoded"]  # ... and is dropped to make room
+    assert _sources([first, third], tmp_path) == ["memory", "memory"]
+    assert _sources([second], tmp_path) == ["disk cache"]  # read again, from disk this time
+    assert count_decodes == {"folder0": 2, "folder1": 2, "folder2": 2}
+    # Without its disk cache, the dropped folder is decoded again.
+    assert _sources([first], tmp_path) == ["disk cache"]
+    for file in (tmp_path / "cache" / "folder0").iterdir():
+        file.unlink()
+    data.clear_image_cache()
+    assert _sources([first], tmp_path) == ["decoded"]
+    assert count_decodes["folder0"] == 4
+    data.clear_image_cache()
+
+
+def test_memory_cache_keeps_within_its_byte_bound(tmp_path, monkeypatch, count_decodes):
+    data.clear_image_cache()
+    one_folder = 2 * 16 * 16 * 3  # two 16 px RGB images
+    monkeypatch.setattr(folders, "MEMORY_CACHE_MAX_BYTES", 2 * one_folder, raising=False)
+    first, second, third = _small_folders(tmp_path, 3)
+    assert _sources([first, second, third], tmp_path) == ["decoded"] * 3
+    assert _sources([third, second, first], tmp_path) == ["memory", "memory", "disk cache"]
+    assert len(folders._MEMORY_CACHE) == 2
+    # A folder larger than the whole bound is still kept while it is the latest one.
+    monkeypatch.setattr(folders, "MEMORY_CACHE_MAX_BYTES", 10)
+    assert _sources([third, third], tmp_path) == ["disk cache", "memory"]
+    assert len(folders._MEMORY_CACHE) == 1
+    data.clear_image_cache()

@@ -1,5 +1,7 @@
 """Tests for ganlib/metrics/features.py."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -102,3 +104,35 @@ def test_domain_features_at_64_pixels_and_a_warning_when_undertrained(tmp_path):
     assert small.model.input_shape == (None, 64, 64, 3)
     with pytest.raises(ValueError, match="32 or 64"):
         metrics.DomainFeatures(image_size=48, cache_dir=tmp_path)
+
+
+def _tiny_domain_features(cache_dir, global_seed):
+    """A DomainFeatures trained for one short epoch after seeding the global random state."""
+    keras.utils.set_random_seed(global_seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # too little training: it warns "train longer"
+        return metrics.DomainFeatures(
+            image_size=32, cache_dir=cache_dir, train_size=256, test_size=64, epochs=1
+        )
+
+
+def test_domain_features_weights_depend_only_on_the_settings(tmp_path, monkeypatch):
+    # The untrained network first: every initializer must take its seed from config["seed"].
+    built = []
+    original_train = metrics.DomainFeatures._train
+
+    def keep_initial_weights(self, verbose):
+        built.append([w.copy() for w in self.classifier.get_weights()])
+        return original_train(self, verbose)
+
+    monkeypatch.setattr(metrics.DomainFeatures, "_train", keep_initial_weights)
+    first = _tiny_domain_features(tmp_path / "a", global_seed=1)
+    second = _tiny_domain_features(tmp_path / "b", global_seed=2)
+    keras.utils.set_random_seed(0)
+    assert first.weights_path.name == second.weights_path.name
+    for before, after in zip(built[0], built[1], strict=True):
+        np.testing.assert_array_equal(before, after)
+    # Then the trained one: the training order must not depend on the global state either.
+    for a, b in zip(first.classifier.get_weights(), second.classifier.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert first.accuracy == second.accuracy

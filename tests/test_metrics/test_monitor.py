@@ -52,6 +52,11 @@ def test_kid_monitor_writes_into_the_fit_history():
     kids = history.history["kid"]
     assert len(kids) == 4 and math.isnan(kids[0]) and math.isnan(kids[2])
     assert abs(kids[1]) < 0.01 and abs(kids[3]) < 0.01
+    # The spread over the 100 subsets is logged next to the mean, nan where kid is.
+    stds = history.history["kid_std"]
+    assert len(stds) == 4 and math.isnan(stds[0]) and math.isnan(stds[2])
+    assert 0 < stds[1] < 0.01 and 0 < stds[3] < 0.01
+    assert monitor.history[0][1]["kid_std"] == stds[1]
     assert [epoch for epoch, _ in monitor.history] == [1, 3]
     assert history.history["coverage"][1] > 0.05
     assert "kl_from_uniform" in history.history
@@ -73,3 +78,21 @@ def test_kid_monitor_sees_a_collapsed_generator():
 def test_kid_monitor_checks_its_arguments():
     with pytest.raises(ValueError):
         KIDMonitor(np.zeros((4, 8, 8, 3), np.uint8), colour_features, every=0)
+
+
+def test_kid_monitor_subsets_follow_n_samples():
+    real, _ = toy_faces(300, 32, seed=5)
+    # The subset is the whole generated set: only the real side varies, 10 subsets do.
+    whole = KIDMonitor(real, colour_features, n_samples=200)
+    assert (whole.subset_size, whole.num_subsets) == (200, 10)
+    # Fewer real images than a subset: kid shrinks the subset, so both sides vary.
+    few_real = KIDMonitor(real, colour_features, n_samples=2000)
+    assert (few_real.subset_size, few_real.num_subsets) == (1000, 100)
+    smaller = KIDMonitor(real, colour_features, n_samples=200, subset_size=50)
+    assert (smaller.subset_size, smaller.num_subsets) == (50, 100)
+    chosen = KIDMonitor(real, colour_features, n_samples=200, num_subsets=7, subset_size=20)
+    assert (chosen.subset_size, chosen.num_subsets) == (20, 7)
+    whole.set_model(ToyFaceModel())
+    logs = {}
+    whole.on_epoch_end(0, logs)
+    assert abs(logs["kid"]) < 0.01 and 0 < logs["kid_std"] < 0.01
