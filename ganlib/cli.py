@@ -1,4 +1,4 @@
-"""The command line: `python -m ganlib COMMAND ...` (or `ganlib COMMAND ...`).
+"""The command line: `python -m ganlib COMMAND ...` or `ganlib COMMAND ...` (chapter 4).
 
 Commands:
   data SOURCE [--preview grid.png] [--image-size 32|64] [--n N]
@@ -9,22 +9,40 @@ Commands:
       the same command again resumes from the newest checkpoint.
   sample --run FOLDER --out grid.png [--n N] [--seed S]
       draw a grid of samples from a run's newest checkpoint.
+  export --run FOLDER --out generator.keras
+      write the run's generator as a .keras file that Keras loads without ganlib,
+      with a generator.json beside it (latent size, value range).
 
 Each command is a pair of functions, `_add_X(subparsers)` which declares its
 arguments and sets `run=_run_X`, and `_run_X(args) -> int`; add the pair to
-COMMANDS. Bad arguments and the library's ValueError / FileNotFoundError end
-the program with exit code 2 and one line on stderr, never a traceback.
+COMMANDS.
+
+Exit codes and what is printed on stderr:
+  0  done.
+  2  bad arguments, or an error that ganlib raised itself (ValueError, OSError such
+     as FileNotFoundError, ImportError): one line, `ganlib: error: MESSAGE`, since
+     ganlib's messages say what to do.
+  1  any other error (one line naming it, e.g. a ValueError raised inside Keras), out
+     of memory (one line suggesting a smaller --batch-size or --width), or a training
+     stopped by a NaN loss.
+  130  interrupted with Ctrl-C; `train` says which checkpoint the same command resumes from.
+`--traceback` (before or after the command) lets every error through with its full
+traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
 from pathlib import Path
 
 PROG = "ganlib"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# The errors ganlib raises for bad input or a missing file, with a message that says what to do.
+_OWN_ERRORS = (ValueError, OSError, ImportError)
 
 
 class _UsageError(Exception):
@@ -44,6 +62,73 @@ def _fail(message) -> int:
     return 2
 
 
+def _describe(error) -> str:
+    """`Type: first line of the message`, cut to a length that fits one line."""
+    lines = str(error).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if len(first) > 200:  # TensorFlow's messages can run to thousands of characters
+        first = first[:200] + " ..."
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def _raised_by_ganlib(error: BaseException) -> bool:
+    """True when the innermost frame of `error`'s traceback is a file of the ganlib package.
+
+    ganlib raises plain ValueError / FileNotFoundError whose messages say what to do
+    (a bad --data spec, a folder that is not a run), so for those one line is enough.
+    The same types raised inside Keras, TensorFlow or NumPy mean a bug or a situation
+    nobody planned for, and there the traceback is what shows where it came from; the
+    type alone cannot tell the two apart, the place where it was raised can.
+    """
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    try:
+        return Path(frame.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE_DIR)
+    except (OSError, ValueError):  # "<frozen ...>", "<string>" and the like
+        return False
+
+
+@contextlib.contextmanager
+def _tensorflow_settings(needed: bool):
+    """Quiet TensorFlow's C++ log and turn off Keras's and TensorFlow's traceback filtering.
+
+    The log level only counts if set before TensorFlow is imported, hence here. Keras
+    and TensorFlow both cut their own frames out of the tracebacks of errors that pass
+    through them: a ValueError raised deep inside Keras while ganlib's code called it
+    would end its traceback in ganlib's file, and `_raised_by_ganlib` would take a Keras
+    error for one of ganlib's. Only for commands that use TensorFlow, so that `data`
+    does not import it; the previous settings come back when the command ends.
+    """
+    if not needed:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # its C++ log lines are noise here
+    import keras
+    import tensorflow as tf
+
+    keras_on = keras.config.is_traceback_filtering_enabled()
+    tf_on = tf.debugging.is_traceback_filtering_enabled()
+    keras.config.disable_traceback_filtering()
+    tf.debugging.disable_traceback_filtering()
+    try:
+        yield
+    finally:
+        if keras_on:
+            keras.config.enable_traceback_filtering()
+        if tf_on:
+            tf.debugging.enable_traceback_filtering()
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    tf = sys.modules.get("tensorflow")  # an out-of-memory error from TensorFlow means it is loaded
+    return tf is not None and isinstance(error, tf.errors.ResourceExhaustedError)
+
+
 def _writable_file(text: str) -> Path:
     """argparse type for an output file: its folder must exist (or be creatable) and be writable."""
     path = Path(text).expanduser()
@@ -54,12 +139,30 @@ def _writable_file(text: str) -> Path:
     Image.init()
     if path.suffix.lower() not in Image.registered_extensions():
         raise argparse.ArgumentTypeError(f"{text}: unknown image type {path.suffix!r}; use .png")
+    return _check_folder(path, text)
+
+
+def _check_folder(path: Path, text: str) -> Path:
     parent = path.parent
     while not parent.exists():  # the nearest existing folder must let us create the rest
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not a writable folder")
     return path
+
+
+def _keras_file(text: str) -> Path:
+    """argparse type for the export's output: a writable file name ending in .keras."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a folder; give a file name such as generator.keras"
+        )
+    if path.suffix != ".keras":
+        raise argparse.ArgumentTypeError(
+            f"{text} does not end in .keras; give a file name such as generator.keras"
+        )
+    return _check_folder(path, text)
 
 
 # ---------------------------------------------------------------------------
@@ -256,15 +359,37 @@ def _add_train(subparsers) -> None:
         metavar="STEPS",
         help="also checkpoint every STEPS steps",
     )
-    parser.set_defaults(run=_run_train)
+    parser.set_defaults(run=_run_train, tensorflow=True, out_of_memory=_train_out_of_memory)
 
 
 def _span(names) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} ... {names[-1]}"
 
 
+def _train_out_of_memory(args) -> str:
+    from ganlib.training import PRESETS, list_checkpoints
+
+    batch_size = args.batch_size or PRESETS[args.model]["batch_size"]
+    half_batch = f"--batch-size (e.g. {batch_size // 2})" if batch_size >= 4 else None
+    half_width = f"--width (e.g. {args.width / 2:g})"
+    said = f"out of memory training with batch size {batch_size} and width {args.width:g}"
+    # A run folder keeps its width from the start (run.json), and its batch size once a
+    # checkpoint exists (the data order depends on it), so say where each change can go.
+    if list_checkpoints(args.run_dir / "checkpoints"):
+        smaller = " or ".join(option for option in (half_batch, half_width) if option)
+        return (
+            f"{said}; start again in a new --run folder with a smaller {smaller}: "
+            f"{args.run_dir} resumes only with the batch size and width it was made with"
+        )
+    if half_batch is None:
+        return f"{said}; run again with a smaller {half_width} in a new --run folder"
+    return (
+        f"{said}; run again with a smaller {half_batch}, or with a smaller {half_width} "
+        f"in a new --run folder (a run folder keeps its width)"
+    )
+
+
 def _run_train(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines are noise here
     from ganlib.training import list_checkpoints, train
 
     try:
@@ -290,6 +415,16 @@ def _run_train(args) -> int:
     except FloatingPointError as error:
         print(f"{PROG}: training stopped: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        saved = list_checkpoints(args.run_dir / "checkpoints")
+        if saved:
+            message = f"interrupted; the same command resumes from {saved[-1]}"
+        else:
+            message = "interrupted; no checkpoint was written yet; the same command starts again"
+        print(f"{PROG}: {message}", file=sys.stderr)
+        if args.traceback:
+            raise
+        return 130
     run = args.run_dir
     grids = sorted(path.name for path in (run / "samples").glob("epoch_*.png"))
     saved = list_checkpoints(run / "checkpoints")
@@ -329,11 +464,10 @@ def _add_sample(subparsers) -> None:
         "--out", type=_writable_file, required=True, metavar="PNG", help="where to write the grid"
     )
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
-    parser.set_defaults(run=_run_sample)
+    parser.set_defaults(run=_run_sample, tensorflow=True)
 
 
 def _run_sample(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ganlib.grids import save_grid
     from ganlib.training import load_run
 
@@ -352,22 +486,93 @@ def _run_sample(args) -> int:
 
 
 # ---------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------
 
-COMMANDS = [_add_data, _add_train, _add_sample]
+
+def _add_export(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a run's generator as a .keras file that Keras loads without ganlib",
+        description="Write the generator of a run's newest checkpoint (the EMA generator "
+        "when the run has one) as a .keras file, and next to it a .json file with the "
+        "latent size and the output value range, which the .keras file does not keep.",
+    )
+    parser.add_argument(
+        "--run",
+        dest="run_dir",
+        type=Path,
+        required=True,
+        metavar="FOLDER",
+        help="run folder made by train",
+    )
+    parser.add_argument(
+        "--out",
+        type=_keras_file,
+        required=True,
+        metavar="FILE",
+        help="where to write the model, e.g. generator.keras",
+    )
+    parser.set_defaults(run=_run_export, tensorflow=True)
+
+
+def _run_export(args) -> int:
+    from ganlib.training import export_generator
+
+    meta = export_generator(args.run_dir, args.out)
+    source = "EMA generator" if meta["generator"] == "ema_generator" else "generator"
+    shape = ", ".join(str(size) for size in meta["image_shape"])
+    value_range = meta["value_range"]
+    values = "unbounded" if value_range is None else f"in [{value_range[0]:g}, {value_range[1]:g}]"
+    print(
+        f"wrote {args.out}: the {source} of {args.run_dir} "
+        f"(after {meta['epoch']} epochs, step {meta['step']})"
+    )
+    print(
+        f"it maps float32 noise (n, {meta['latent_dim']}) from a standard normal "
+        f"to float32 images (n, {shape}) {values}"
+    )
+    print(f"wrote {args.out.with_suffix('.json')}: latent_dim and value_range for the model")
+    print("load it with keras.models.load_model; ganlib is not needed")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+COMMANDS = [_add_data, _add_train, _add_sample, _add_export]
+
+
+def _out_of_memory_advice(args) -> str:
+    return (
+        f"out of memory in {args.command}; close other programs that use the memory, "
+        "or run with CUDA_VISIBLE_DEVICES= to use the CPU"
+    )
+
+
+_TRACEBACK_HELP = "let errors through with their full traceback instead of one line"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog=PROG, description="The GAN book's library: data, training and sampling from the shell."
+        prog=PROG,
+        description="The GAN book's library from the shell: data, training, sampling and "
+        "exporting a generator (chapter 4).",
     )
+    parser.add_argument("--traceback", action="store_true", help=_TRACEBACK_HELP)
+    parser.set_defaults(tensorflow=False, out_of_memory=_out_of_memory_advice)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(subparsers)
+    for command in subparsers.choices.values():
+        # Also after the command; SUPPRESS keeps a subcommand from resetting it to False.
+        command.add_argument(
+            "--traceback", action="store_true", default=argparse.SUPPRESS, help=_TRACEBACK_HELP
+        )
     return parser
 
 
 def main(argv=None) -> int:
-    """Run one command; returns the exit code (0 ok, 2 bad arguments or data)."""
+    """Run one command; returns the exit code: 0 ok, 1 failed, 2 bad input, 130 Ctrl-C."""
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -376,6 +581,24 @@ def main(argv=None) -> int:
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
     try:
-        return args.run(args)
-    except (ValueError, OSError, ImportError) as error:
-        return _fail(error)
+        with _tensorflow_settings(args.tensorflow):
+            return args.run(args)
+    except KeyboardInterrupt:
+        if args.traceback:
+            raise
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.traceback:
+            raise
+        if _out_of_memory(error):
+            print(f"{PROG}: {args.out_of_memory(args)}", file=sys.stderr)
+            return 1
+        if isinstance(error, _OWN_ERRORS) and _raised_by_ganlib(error):
+            return _fail(error)
+        print(
+            f"{PROG}: internal error ({_describe(error)}); "
+            "run again with --traceback to see where it came from",
+            file=sys.stderr,
+        )
+        return 1

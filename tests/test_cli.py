@@ -117,3 +117,32 @@ def test_data_command_missing_cifar_copy(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GANLIB_CIFAR10", str(tmp_path / "nowhere"))
     assert main(["data", "cifar10:cat"]) == 2
     assert "GANLIB_CIFAR10" in _one_error_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------
+# export (a successful export is tested with a trained run in
+# tests/test_training/test_export.py)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("generator.h5", "does not end in .keras"),
+        ("generator", "does not end in .keras"),
+        (".", "is a folder"),
+    ],
+)
+def test_export_command_refuses_an_out_that_is_not_a_keras_file(tmp_path, capsys, name, message):
+    out = tmp_path / name
+    assert main(["export", "--run", str(tmp_path), "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert message in line and "generator.keras" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_command_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    out = tmp_path / "generator.keras"
+    assert main(["export", "--run", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert "is not a run folder" in _one_error_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []

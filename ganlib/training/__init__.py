@@ -5,6 +5,7 @@
 - `train` and `load_run` (runs.py): a run folder with sample grids, checkpoints that
   survive a killed process, history.csv, and resuming.
 - callbacks.py, checkpoints.py, history.py: the pieces `train` puts together.
+- `export_generator` (export.py): a run's generator as a stand-alone .keras file.
 - devices.py: tf.distribute strategy, mixed precision and XLA.
 - notebook_loop.py: the anime-face notebook's train_on_batch loop, for comparison.
 
@@ -20,6 +21,7 @@ _EXPORTS = {
     "PRESETS": "presets",
     "train": "runs",
     "load_run": "runs",
+    "export_generator": "export",
     "steps_per_call": "runs",
     "StopOnNonFinite": "callbacks",
     "HistoryCSV": "callbacks",
