@@ -1,4 +1,4 @@
-"""Adaptive discriminator augmentation (ADA): augment what the discriminator sees, as much as it needs.
+"""Adaptive discriminator augmentation (ADA): augment what the discriminator sees, as much as it needs (chapter 6).
 
 With little data the discriminator memorises the training images and its
 feedback to the generator stops being useful. Karras et al. (2020) augment
@@ -17,9 +17,11 @@ import math
 import keras
 import tensorflow as tf
 
+__all__ = ["AdaptiveAugmenter"]
+
 
 class AdaptiveAugmenter(keras.layers.Layer):
-    """Flip, translate, rotate and zoom each image with probability `probability`.
+    """Flip, translate, rotate and zoom each image with probability `probability` (chapter 6).
 
     images: float or uint8 tensor (n, h, w, c) in any value range; the output has
     the same shape, dtype and range (geometric transforms only, edges filled by
@@ -34,7 +36,17 @@ class AdaptiveAugmenter(keras.layers.Layer):
     max_translation, max_rotation, max_zoom: fractions of the image size, of a
     full turn (0.125 = 45 degrees) and of the zoom (0.25 = up to 25% zoom in).
     seed: makes the random transforms and the coins repeatable.
+
+    call(images, training=True, draws=None): `draws`, float32 (n, draws_per_image)
+    uniform in [0, 1), are the random numbers of the n images (coin, flip, zoom,
+    angle, x shift, y shift); None draws them from the layer's own seed. `GAN`
+    passes them in, cut from a draw for the whole global batch, so that under
+    tf.distribute each replica's images get their own transforms (replicas share
+    the layer's seed state, and would otherwise all draw the same numbers).
     """
+
+    # Uniform numbers each image needs: coin, flip, zoom, angle, x shift, y shift.
+    draws_per_image = 6
 
     def __init__(
         self,
@@ -71,37 +83,41 @@ class AdaptiveAugmenter(keras.layers.Layer):
         )
         self.built = True  # nothing depends on the input shape; weights can load before a call
 
-    def call(self, images, training=True):
+    def call(self, images, training=True, draws=None):
         if not training:
             return images
         images = tf.convert_to_tensor(images)
         original = tf.cast(images, tf.float32)
-        augmented = self._transform(original)
-        coins = keras.random.uniform((tf.shape(images)[0], 1, 1, 1), seed=self.seed_generator)
+        n = tf.shape(images)[0]
+        if draws is None:
+            draws = keras.random.uniform((n, self.draws_per_image), seed=self.seed_generator)
+        draws = tf.reshape(tf.cast(draws, tf.float32), (n, self.draws_per_image, 1, 1))
+        augmented = self._transform(original, draws[:, 1:])
+        coins = draws[:, :1]  # (n, 1, 1, 1)
         chosen = tf.where(coins < tf.cast(self.probability, tf.float32), augmented, original)
         if images.dtype.is_integer:
             # Interpolation gives fractional values; round before going back to integers.
             chosen = tf.round(chosen)
         return tf.cast(chosen, images.dtype)
 
-    def _random(self, n, low, high):
-        return keras.random.uniform((n, 1, 1), low, high, seed=self.seed_generator)
+    def _transform(self, images, draws):
+        """Flip, zoom, rotate and translate every image with one affine map each.
 
-    def _transform(self, images):
-        """Flip, zoom, rotate and translate every image with one random affine map each.
+        draws: float32 (n, 5, 1, 1) uniform in [0, 1): flip, zoom, angle, x and y shift.
 
         The four transforms are composed into one 2x2 matrix plus a shift per
         image and the image is resampled once (bilinear), so there is one
         interpolation, not four. Plain gathers instead of
         ImageProjectiveTransform keep the layer usable under XLA (jit_compile).
         """
-        n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+        h, w = tf.shape(images)[1], tf.shape(images)[2]
         hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-        flip = tf.where(self._random(n, 0.0, 1.0) < 0.5, -1.0, 1.0)
-        zoom = self._random(n, 1.0 - self.max_zoom, 1.0)  # < 1 samples a smaller area: zoom in
-        angle = self._random(n, -1.0, 1.0) * self.max_rotation * 2.0 * math.pi
-        shift_x = self._random(n, -1.0, 1.0) * self.max_translation * wf
-        shift_y = self._random(n, -1.0, 1.0) * self.max_translation * hf
+        # Each (n, 1, 1), so that they broadcast over the pixel grid below.
+        flip = tf.where(draws[:, 0] < 0.5, -1.0, 1.0)
+        zoom = 1.0 - self.max_zoom * draws[:, 1]  # < 1 samples a smaller area: zoom in
+        angle = (2.0 * draws[:, 2] - 1.0) * self.max_rotation * 2.0 * math.pi
+        shift_x = (2.0 * draws[:, 3] - 1.0) * self.max_translation * wf
+        shift_y = (2.0 * draws[:, 4] - 1.0) * self.max_translation * hf
         # Output pixel (x, y), measured from the image centre, samples the input at
         # centre + R(angle) @ diag(flip * zoom, zoom) @ (u, v) + shift.
         cx, cy = (wf - 1.0) / 2.0, (hf - 1.0) / 2.0
@@ -113,7 +129,7 @@ class AdaptiveAugmenter(keras.layers.Layer):
         return _bilinear_reflect(images, x, y)
 
     def update(self, real_accuracy):
-        """Move p by (real_accuracy - target_accuracy) / integration_steps, clipped to [0, 1].
+        """Move p by (real_accuracy - target_accuracy) / integration_steps, clipped to [0, 1] (chapter 6).
 
         real_accuracy: scalar (tensor or float), the batch's share of real images
         the discriminator called real. Returns the new probability.

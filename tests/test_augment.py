@@ -115,3 +115,30 @@ def test_seed_makes_it_repeatable(images):
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError):
         AdaptiveAugmenter(**kwargs)
+
+
+def _draws(coin, flip, n=1):
+    """Draws that leave zoom, angle and shifts at their identity values (zoom 1, angle 0, shift 0)."""
+    return np.tile(np.array([[coin, flip, 0.0, 0.5, 0.5, 0.5]], np.float32), (n, 1))
+
+
+def test_given_draws_decide_the_coin_and_the_transform(images):
+    augmenter = AdaptiveAugmenter(seed=8)
+    augmenter.probability.assign(0.5)
+    draws = np.concatenate([_draws(0.1, 0.2), _draws(0.1, 0.7), _draws(0.9, 0.2)])
+    out = np.asarray(augmenter(images[:3], draws=draws))
+    np.testing.assert_allclose(out[0], images[0][:, ::-1], atol=1e-5)  # coin < p, flip < 0.5
+    np.testing.assert_allclose(out[1], images[1], atol=1e-5)  # transformed, but no flip
+    np.testing.assert_array_equal(out[2], images[2])  # coin >= p: the original
+    assert AdaptiveAugmenter.draws_per_image == draws.shape[1]
+
+
+def test_the_same_draws_give_the_same_images_whatever_the_seed(images):
+    draws = np.random.default_rng(9).uniform(size=(len(images), 6)).astype(np.float32)
+    outs = []
+    for seed in (1, 2):
+        augmenter = AdaptiveAugmenter(seed=seed)
+        augmenter.probability.assign(0.6)
+        outs.append(np.asarray(augmenter(images, draws=draws)))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], images)

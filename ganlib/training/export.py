@@ -55,6 +55,8 @@ def export_generator(run_dir, out):
     with _dtype_policy("float32"):
         gan = load_run(run_dir)
     use_ema = gan.ema_generator is not None
+    if use_ema:  # BatchNorm statistics of the averaged weights, as generate() uses them
+        gan.refresh_ema_statistics()
     generator = gan.ema_generator if use_ema else gan.generator
     low, high = gan.value_range if gan.value_range is not None else (None, None)
     state = gan.checkpoint

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganlib import models as _models
+from ganlib.common import check_int
 from ganlib.training.callbacks import StopOnNonFinite
 from ganlib.training.checkpoints import Checkpoints, load_checkpoint
 from ganlib.training.devices import use_xla
@@ -14,7 +15,7 @@ from ganlib.training.presets import PRESETS
 
 
 def discriminator_logits(discriminator):
-    """A model sharing `discriminator`'s weights that outputs its logit, float (n, 1).
+    """A model sharing `discriminator`'s weights that outputs its logit, float (n, 1) (chapter 4).
 
     Uses the layer named "logit" (every ganlib discriminator has one); otherwise the
     input of a final sigmoid Activation layer, the pre-activation of a final sigmoid
@@ -53,6 +54,24 @@ class _DenseLogits(keras.layers.Layer):
         return x + self.dense.bias if self.dense.use_bias else x
 
 
+def _value_range(generator, value_range):
+    """(low, high) floats: `value_range` checked, or a ganlib generator's own."""
+    if value_range is None:
+        try:
+            return _models.value_range(generator)
+        except ValueError as error:
+            raise ValueError(
+                f"{error}; pass value_range=(low, high) to GAN, e.g. (-1, 1) for a tanh output"
+            ) from None
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not low < high:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+    return low, high
+
+
 def _uses_float16(model):
     return any(layer.compute_dtype == "float16" for layer in model.layers)
 
@@ -65,22 +84,55 @@ def _replicas():
     return context.num_replicas_in_sync, context.replica_id_in_sync_group
 
 
+def _sum_over_replicas(value):
+    """`value` summed over the replicas of a tf.distribute step (itself on one device)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce("sum", value)
+
+
+def _batch_norm_layers(model):
+    """The BatchNormalization layers of `model`, nested models included."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        found.extend(_batch_norm_layers(layer))
+    return found
+
+
+# The random streams of one training step. Each draws from the stateless seed
+# (noise seed, counter); the counter layout of streams 0-3 is that of earlier ganlib
+# versions, so their runs keep their noise, and the augmentation streams count down
+# from -1 so that no two (step, stream) pairs share a seed.
+D_NOISE, G_NOISE, REAL_LABELS, FAKE_LABELS = 0, 1, 2, 3
+D_REAL_AUGMENT, D_FAKE_AUGMENT, G_FAKE_AUGMENT = 4, 5, 6
+
+
 class GAN(keras.Model):
-    """A generator and a discriminator trained against each other with `fit()`.
+    """A generator and a discriminator trained against each other with `fit()` (chapter 4).
 
     generator: noise float32 (n, latent_dim) -> images (n, h, w, c) in its value range.
     discriminator: images -> (n, 1); the loss uses its logit (see `discriminator_logits`).
     fit() takes batches of real images, float32 (n, h, w, c) in the generator's value
     range, as `ganlib.data.image_dataset` makes them.
 
+    value_range: (low, high) of the generator's images; None reads it from a ganlib
+    generator (`ganlib.models.value_range`), so pass it for a generator of your own.
     augmenter: a layer called as augmenter(images, training=True) on everything the
     discriminator sees, with update(real_accuracy) and a `probability` variable
-    (ganlib.augment.AdaptiveAugmenter). ema: keep an exponential moving average of the
-    generator's weights with this decay (e.g. 0.99) in `ema_generator`, used by
-    `generate()`. seed: the noise stream (None draws one from NumPy's global state).
+    (ganlib.augment.AdaptiveAugmenter, chapter 6). An augmenter with a
+    `draws_per_image` attribute is also given draws=, float32 (n, draws_per_image)
+    uniform in [0, 1): its images' rows of a draw for the global batch, so that each
+    replica augments its images differently. ema: keep an exponential moving average of
+    the generator's weights with this decay (e.g. 0.99) in `ema_generator`, used by
+    `generate()` (chapter 6; see `update_ema` and `refresh_ema_statistics`). seed: the
+    noise stream (None draws one from NumPy's global state).
 
-    Each step draws its noise from (seed, step), the same numbers whether the global
-    batch runs on one device or is split across replicas, and after a resume.
+    Each step draws its noise, label noise and augmentations from (seed, step), the same
+    numbers whether the global batch runs on one device or is split across replicas,
+    and after a resume.
     """
 
     def __init__(
@@ -91,6 +143,7 @@ class GAN(keras.Model):
         augmenter=None,
         ema=None,
         seed=None,
+        value_range=None,
         name="gan",
         **kwargs,
     ):
@@ -100,7 +153,7 @@ class GAN(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = _models.latent_dim(generator) if latent_dim is None else int(latent_dim)
-        self.value_range = _models.value_range(generator)
+        self.value_range = _value_range(generator, value_range)
         self.augmenter = augmenter
         if augmenter is not None and not augmenter.built:
             augmenter.build(tuple(discriminator.inputs[0].shape))
@@ -110,6 +163,12 @@ class GAN(keras.Model):
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
             self.ema_generator.trainable = False
+        # Generator updates folded into the EMA copy; `generate` compares it with the
+        # count at its last `refresh_ema_statistics` to know when to refresh.
+        self.ema_updates = keras.Variable(
+            0, dtype="int64", trainable=False, aggregation="only_first_replica", name="ema_updates"
+        )
+        self._ema_statistics_of = None
         self._logits = discriminator_logits(discriminator)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
@@ -157,14 +216,21 @@ class GAN(keras.Model):
         steps_per_execution=1,
         **model_options,
     ):
-        """A compiled GAN with PRESETS[name]'s models (ganlib.models.build_pair) and optimizers.
+        """A compiled GAN with PRESETS[name]'s models (ganlib.models.build_pair) and optimizers (chapter 4).
 
         learning_rate: the discriminator's Adam learning rate; the generator's keeps the
         preset's ratio (2x for "improved"). `gan.preset` records every setting, batch size
         included. Call it under a strategy's scope to train on several devices.
-        steps_per_execution: training steps per call into TensorFlow; more than one spares
-        Keras's per-step work (see `steps_per_call`, which `train` uses).
+
+        steps_per_execution: training steps per call into TensorFlow, an int >= 1; more
+        than one spares Keras's per-step Python work and trains the same weights step for
+        step. The default is 1 because only the epoch length tells which values are safe:
+        Keras 3 runs whole calls, so with steps_per_epoch=6 and 4 steps per call each
+        epoch would run 8 steps (`fit` raises ValueError instead). Pass
+        `ganlib.training.steps_per_call(steps_per_epoch)`, as `train` does, once you know
+        the epoch length; with a finite dataset and no steps_per_epoch any value is safe.
         """
+        steps_per_execution = check_int(steps_per_execution, "steps_per_execution", 1)
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         preset = dict(PRESETS[name])
@@ -207,7 +273,7 @@ class GAN(keras.Model):
         steps_per_execution=1,
         **kwargs,
     ):
-        """Set the two optimizers (default: Adam 2e-4, beta_1 0.5) and the label tricks.
+        """Set the two optimizers (default: Adam 2e-4, beta_1 0.5) and the label tricks (chapter 4).
 
         label_smoothing: real images are labelled 1 - label_smoothing (one-sided).
         label_noise: each discriminator label moves towards 0.5 by up to this much,
@@ -248,7 +314,7 @@ class GAN(keras.Model):
         return optimizer
 
     def build_optimizers(self):
-        """Create the optimizers' variables now (a checkpoint restore needs them)."""
+        """Create the optimizers' variables now (a checkpoint restore needs them; chapter 4)."""
         with self.distribute_strategy.scope():
             for optimizer, model in (
                 (self.d_optimizer, self.discriminator),
@@ -269,23 +335,29 @@ class GAN(keras.Model):
 
     # ----------------------------------------------------------------- the step
 
+    def _seed(self, stream):
+        """The stateless seed, int64 (2,): (noise seed, counter of `stream` at this step)."""
+        step = tf.convert_to_tensor(self.global_step)
+        if stream < 4:
+            counter = step * 4 + stream
+        else:
+            counter = -(step * 4 + (stream - 4)) - 1
+        return tf.stack([tf.convert_to_tensor(self.noise_seed), counter])
+
     def _random(self, kind, stream, shape_tail, local_batch):
         """This replica's slice of a global (batch, *shape_tail) draw seeded by (seed, step)."""
         replicas, replica = _replicas()
-        seed = tf.stack(
-            [
-                tf.convert_to_tensor(self.noise_seed),
-                tf.convert_to_tensor(self.global_step) * 4 + stream,
-            ]
-        )
         shape = tf.concat([[local_batch * replicas], shape_tail], axis=0)
-        values = kind(shape, seed=seed)
+        values = kind(shape, seed=self._seed(stream))
         if replicas == 1:
             return values
         return values[replica * local_batch : (replica + 1) * local_batch]
 
-    def noise(self, local_batch, stream=0):
-        """Standard normal noise (local_batch, latent_dim) for this step; stream 0 or 1."""
+    def noise(self, local_batch, stream=D_NOISE):
+        """Standard normal float32 noise (local_batch, latent_dim) of this step (chapter 4).
+
+        stream: D_NOISE (the discriminator step's) or G_NOISE (the generator step's).
+        """
         return self._random(tf.random.stateless_normal, stream, [self.latent_dim], local_batch)
 
     def _labels(self, local_batch):
@@ -293,50 +365,55 @@ class GAN(keras.Model):
         fake = tf.zeros([local_batch, 1])
         if self.label_noise:
             uniform = tf.random.stateless_uniform
-            real -= self.label_noise * self._random(uniform, 2, [1], local_batch)
-            fake += self.label_noise * self._random(uniform, 3, [1], local_batch)
+            real -= self.label_noise * self._random(uniform, REAL_LABELS, [1], local_batch)
+            fake += self.label_noise * self._random(uniform, FAKE_LABELS, [1], local_batch)
         return real, fake
 
-    def _augment(self, images):
-        return images if self.augmenter is None else self.augmenter(images, training=True)
+    def _augment(self, images, stream):
+        """images through the augmenter, its random numbers drawn from `stream` at this step.
+
+        An augmenter that declares `draws_per_image` gets this replica's rows of a draw
+        for the global batch, as the noise does: each replica's images get their own
+        transforms, the same ones a single device gives the same global batch.
+        """
+        if self.augmenter is None:
+            return images
+        per_image = getattr(self.augmenter, "draws_per_image", None)
+        if not per_image:
+            return self.augmenter(images, training=True)
+        uniform = tf.random.stateless_uniform
+        draws = self._random(uniform, stream, [per_image], tf.shape(images)[0])
+        return self.augmenter(images, training=True, draws=draws)
 
     def _logit(self, images):
         return tf.cast(self._logits(images, training=True), tf.float32)
 
     def discriminator_step(self, real_images, noise):
-        """One discriminator update on real_images and generator(noise); dict of local values."""
+        """One discriminator update on real_images and generator(noise); dict of local values (chapter 4)."""
         batch = tf.shape(real_images)[0]
         replicas, _ = _replicas()
         global_batch = tf.cast(batch * replicas, tf.float32)
         fake_images = self.generator(noise, training=True)
-        real_in, fake_in = self._augment(real_images), self._augment(fake_images)
+        real_in = self._augment(real_images, D_REAL_AUGMENT)
+        fake_in = self._augment(fake_images, D_FAKE_AUGMENT)
         real_labels, fake_labels = self._labels(batch)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
+            # Two passes, not one on the concatenation: a BatchNorm layer (if any) then
+            # normalises real and generated images each by their own batch statistics.
             real_logits, fake_logits = self._logit(real_in), self._logit(fake_in)
             real_losses = tf.nn.sigmoid_cross_entropy_with_logits(real_labels, real_logits)
             fake_losses = tf.nn.sigmoid_cross_entropy_with_logits(fake_labels, fake_logits)
-            # The mean of the two halves' losses, over the global batch: replicas' gradients add up.
+            # Divided by the GLOBAL batch: the optimizer sums the replicas' gradients, so
+            # the sum is the gradient of the mean over the whole batch.
             loss = 0.5 * (tf.reduce_sum(real_losses) + tf.reduce_sum(fake_losses)) / global_batch
             scaled_loss = self.d_optimizer.scale_loss(loss)
         real_correct = tf.cast(real_logits > 0, tf.float32)
-        real_accuracy = None
-        if self.augmenter is not None:
-            # p moves by the same amount on every replica: the accuracy over the global batch.
-            correct = tf.reduce_sum(real_correct)
-            context = tf.distribute.get_replica_context()
-            if context is not None and context.num_replicas_in_sync > 1:
-                # In cross-replica context (merge_call), like the optimizer's own reduction,
-                # so every replica creates its collectives in the same order.
-                correct = context.merge_call(
-                    lambda strategy, value: strategy.reduce("SUM", value, axis=None),
-                    args=(correct,),
-                )
-            real_accuracy = correct / global_batch
         gradients = tape.gradient(scaled_loss, variables)
         self.d_optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        if real_accuracy is not None:
-            self.augmenter.update(real_accuracy)
+        if self.augmenter is not None:
+            # p moves by the same amount on every replica: the accuracy over the global batch.
+            self.augmenter.update(_sum_over_replicas(tf.reduce_sum(real_correct)) / global_batch)
         return {
             "d_loss": 0.5 * (tf.reduce_mean(real_losses) + tf.reduce_mean(fake_losses)),
             "d_real_accuracy": tf.reduce_mean(real_correct),
@@ -344,15 +421,16 @@ class GAN(keras.Model):
         }
 
     def generator_step(self, noise):
-        """One generator update: make the discriminator call generator(noise) real."""
+        """One generator update: make the discriminator call generator(noise) real (chapter 4)."""
         batch = tf.shape(noise)[0]
         replicas, _ = _replicas()
         global_batch = tf.cast(batch * replicas, tf.float32)
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self._logit(self._augment(self.generator(noise, training=True)))
+            fake_in = self._augment(self.generator(noise, training=True), G_FAKE_AUGMENT)
+            logits = self._logit(fake_in)
             losses = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(logits), logits)
-            loss = tf.reduce_sum(losses) / global_batch
+            loss = tf.reduce_sum(losses) / global_batch  # global batch: see discriminator_step
             scaled_loss = self.g_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, variables)
         self.g_optimizer.apply_gradients(zip(gradients, variables, strict=True))
@@ -360,48 +438,133 @@ class GAN(keras.Model):
             self.update_ema()
         return {"g_loss": tf.reduce_mean(losses)}
 
+    def ema_decay(self):
+        """The decay of this generator update: min(ema, (1 + t) / (10 + t)), float32 scalar (chapter 6).
+
+        t counts the generator updates before this one (`global_step`). The warm-up keeps
+        the random initial weights from lingering: with a fixed 0.99 they would still be
+        0.99 ** 48 = 62% of the copy after 48 updates; with it, the copy is an average of
+        recent weights from the start, and `ema` itself applies from t = 890 on (for 0.99).
+        """
+        t = tf.cast(tf.convert_to_tensor(self.global_step), tf.float32)
+        return tf.minimum(tf.constant(self.ema, tf.float32), (1.0 + t) / (10.0 + t))
+
     def update_ema(self):
-        """w_ema <- ema * w_ema + (1 - ema) * w for trainable weights; copy the rest (BN statistics)."""
+        """w_ema <- d * w_ema + (1 - d) * w for trainable weights, d = `ema_decay()` (chapter 6).
+
+        Non-trainable weights, BatchNorm moving statistics among them, are copied from the
+        live generator: a stand-in only, as those statistics belong to the live weights,
+        not to the averaged ones. `refresh_ema_statistics` computes the copy's own, and
+        `generate` calls it whenever the copy changed; call it yourself before using
+        `ema_generator` directly.
+        """
+        decay = self.ema_decay()
         for ema_weight, weight in zip(
             self.ema_generator.weights, self.generator.weights, strict=True
         ):
             if weight.trainable:
-                ema_weight.assign(self.ema * ema_weight + (1.0 - self.ema) * weight)
+                decay_w = tf.cast(decay, ema_weight.dtype)
+                ema_weight.assign(decay_w * ema_weight + (1.0 - decay_w) * weight)
             else:
                 ema_weight.assign(weight)
+        self.ema_updates.assign_add(1)
 
-    def train_step(self, data):
-        real_images = data[0] if isinstance(data, (tuple, list)) else data
-        batch = tf.shape(real_images)[0]
-        d_logs = self.discriminator_step(real_images, self.noise(batch, 0))
-        g_logs = self.generator_step(self.noise(batch, 1))
-        finite = tf.reduce_all(tf.math.is_finite(tf.stack([d_logs["d_loss"], g_logs["g_loss"]])))
+    def refresh_ema_statistics(self, batches=8, batch_size=64, seed=None):
+        """Recompute the EMA generator's BatchNorm moving statistics for its own weights (chapter 6).
+
+        Runs `ema_generator` in training mode on `batches` batches of standard normal
+        noise (np.random.default_rng(seed), default seed: the GAN's noise seed) and sets
+        each BatchNorm layer's moving mean and variance to the average of its batch means
+        and (biased) batch variances over those batches: an exact average, not Keras's
+        momentum blend. Averaged weights need statistics of their own: the live
+        generator's, which `update_ema` copies, would normalise with the wrong means.
+        The next `update_ema` copies those again; `generate` refreshes whenever the copy
+        changed. Does nothing without an EMA generator or BatchNorm layers.
+        """
+        if self.ema_generator is None:
+            return
+        batches = check_int(batches, "batches", 1)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        layers = _batch_norm_layers(self.ema_generator)
+        if layers:
+            seed = int(keras.ops.convert_to_numpy(self.noise_seed)) if seed is None else seed
+            z = np.random.default_rng(seed).standard_normal(
+                (batches, batch_size, self.latent_dim), dtype=np.float32
+            )
+            saved = [(layer.momentum, layer.trainable) for layer in layers]
+            try:
+                for layer in layers:
+                    # Keras 3 BatchNorm uses batch statistics only in a trainable layer.
+                    layer.trainable = True
+                for i in range(batches):
+                    for layer in layers:
+                        # momentum i/(i+1) makes the moving value the running average of
+                        # the i+1 batches so far (the first batch replaces the old value).
+                        layer.momentum = i / (i + 1)
+                    self.ema_generator(z[i], training=True)
+            finally:
+                for layer, (momentum, trainable) in zip(layers, saved, strict=True):
+                    layer.momentum, layer.trainable = momentum, trainable
+        self._ema_statistics_of = self._ema_state()
+
+    def _ema_state(self):
+        """What the EMA copy's statistics depend on: its update count and the step."""
+        return (
+            int(keras.ops.convert_to_numpy(self.ema_updates)),
+            int(keras.ops.convert_to_numpy(self.global_step)),
+        )
+
+    def _record_nonfinite(self, *losses):
+        """Store the current step in `nonfinite_step` if it is the first with a NaN/inf loss."""
+        bad = tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.stack(losses)), tf.float32))
+        # Summed over replicas: `nonfinite_step` keeps the first replica's value only, and
+        # a NaN on another replica must count too.
+        finite = _sum_over_replicas(bad) == 0
         first_bad = tf.convert_to_tensor(self.nonfinite_step)
         step = tf.convert_to_tensor(self.global_step)
         self.nonfinite_step.assign(tf.where(finite | (first_bad >= 0), first_bad, step))
-        self.global_step.assign_add(1)
+
+    def _track(self, batch, logs):
+        """Update the logged means, each image of the global batch weighing the same."""
         weight = tf.cast(batch, tf.float32)
-        self.d_loss_tracker.update_state(d_logs["d_loss"], sample_weight=weight)
-        self.g_loss_tracker.update_state(g_logs["g_loss"], sample_weight=weight)
-        self.real_accuracy_tracker.update_state(d_logs["d_real_accuracy"], sample_weight=weight)
-        self.fake_accuracy_tracker.update_state(d_logs["d_fake_accuracy"], sample_weight=weight)
-        if self.augmenter is not None:
-            self.aug_p_tracker.update_state(self.augmenter.probability)
+        for tracker in self.metrics:
+            if tracker is self.aug_p_tracker:
+                tracker.update_state(self.augmenter.probability)
+            else:
+                tracker.update_state(logs[tracker.name], sample_weight=weight)
+
+    def train_step(self, data):
+        """One discriminator and one generator update on a batch of real images; the logs (chapter 4)."""
+        real_images = data[0] if isinstance(data, (tuple, list)) else data
+        batch = tf.shape(real_images)[0]  # this replica's share of the global batch
+        d_logs = self.discriminator_step(real_images, self.noise(batch, D_NOISE))
+        g_logs = self.generator_step(self.noise(batch, G_NOISE))
+        self._record_nonfinite(d_logs["d_loss"], g_logs["g_loss"])
+        self.global_step.assign_add(1)  # after the step: its random streams used the old value
+        self._track(batch, {**d_logs, **g_logs})
         return {metric.name: metric.result() for metric in self.metrics}
 
     # ----------------------------------------------------------------- using it
 
     def generate(self, n, seed=None, batch_size=256):
-        """n images, float32 (n, h, w, c) in `value_range`, from the EMA generator if there is one.
+        """n images, float32 (n, h, w, c) in `value_range`, from the EMA generator if there is one (chapter 4).
 
-        seed: the same seed gives the same noise, hence the same images from the same weights.
+        seed: the same seed gives the same noise, hence the same images from the same
+        weights; None draws the noise from NumPy's global state, which
+        keras.utils.set_random_seed sets. The EMA copy's BatchNorm statistics are
+        recomputed first (`refresh_ema_statistics`) when its weights changed since the
+        last time, with fixed noise, so this stays repeatable.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
         z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim), dtype=np.float32)
         generator = self.ema_generator if self.ema_generator is not None else self.generator
         if n == 0:
             return np.zeros((0, *generator.outputs[0].shape[1:]), np.float32)
+        if self.ema_generator is not None and self._ema_statistics_of != self._ema_state():
+            self.refresh_ema_statistics()
         parts = [
             keras.ops.convert_to_numpy(generator(z[i : i + batch_size], training=False))
             for i in range(0, int(n), batch_size)
@@ -409,16 +572,34 @@ class GAN(keras.Model):
         return np.concatenate(parts).astype(np.float32)
 
     def fit(self, x=None, y=None, *, resume=False, **kwargs):
-        """keras.Model.fit, plus: stop with FloatingPointError at a NaN/inf loss, and resume.
+        """keras.Model.fit, plus: stop with FloatingPointError at a NaN/inf loss, and resume (chapter 4).
 
         resume=True loads the newest checkpoint of the `Checkpoints` callback in
         `callbacks` and continues from it: `epochs` stays the total, so a resumed run
-        ends where an uninterrupted one would. A checkpoint taken in the middle of an
-        epoch finishes that epoch's remaining steps first when `steps_per_epoch` is given.
+        ends where an uninterrupted one would, a checkpoint taken in the middle of an
+        epoch finishing that epoch first.
+
+        With a tf.data.Dataset `x`, freshly made the same way as the interrupted fit's,
+        it goes on with the batch where the run stopped: the batches of x.repeat() from
+        epoch * steps_per_epoch + steps done on (skipping runs x's pipeline over the
+        skipped batches). That needs `steps_per_epoch`, in the interrupted fit too: it
+        is what makes Keras feed x.repeat() (when it divides x's length or x repeats);
+        without it Keras 3 starts a new pass of x at each epoch's start and another at
+        its end, so epoch e sees x's pass 2e. One exception: a dataset that reshuffles
+        each pass (shuffle's reshuffle_each_iteration) draws each pass's order from a
+        state shared by all its iterators, so after a checkpoint taken in the middle of
+        an epoch (`Checkpoints(every_steps=...)`) the rest of that epoch is exact but
+        the later epochs get other orders than an uninterrupted run (each still a full
+        pass); from an epoch-end checkpoint everything is exact. Other `x` (arrays)
+        start the remaining epochs on orders Keras draws afresh.
+
+        steps_per_epoch must be a multiple of the compiled steps_per_execution: Keras
+        runs whole calls, so it would otherwise train past each epoch's end.
         """
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset brings its own order
+        self._check_steps_per_execution(kwargs.get("steps_per_epoch"))
         if not any(isinstance(c, StopOnNonFinite) for c in callbacks):
             callbacks.insert(0, StopOnNonFinite())
         if resume:
@@ -428,21 +609,50 @@ class GAN(keras.Model):
                     "fit(resume=True) continues from checkpoints: pass "
                     "callbacks=[Checkpoints(folder)] to say where they are"
                 )
+            steps = kwargs.get("steps_per_epoch")
+            if isinstance(x, tf.data.Dataset) and not steps:
+                raise ValueError(
+                    "fit(resume=True) on a dataset needs steps_per_epoch to find the batch "
+                    "where the run stopped; pass it (and pass it when training from scratch "
+                    "too, so that both runs see the same batches)"
+                )
             state = load_checkpoint(self, checkpoints[0].directory)
             if state is not None:
-                epoch, done = state["epoch"], state["step_in_epoch"]
-                kwargs["initial_epoch"] = epoch
-                steps = kwargs.get("steps_per_epoch")
-                if done and steps and done < steps and epoch < kwargs.get("epochs", 1):
-                    self._fit_part(
-                        x,
-                        y,
-                        callbacks,
-                        dict(kwargs, epochs=epoch + 1, steps_per_epoch=steps - done),
-                        done,
-                    )
-                    kwargs["initial_epoch"] = epoch + 1
+                x = self._resume(x, y, callbacks, kwargs, steps, state)
         return super().fit(x, y, callbacks=callbacks, **kwargs)
+
+    def _resume(self, x, y, callbacks, kwargs, steps, state):
+        """Train the rest of an interrupted epoch; return the `x` that continues after it.
+
+        Sets kwargs["initial_epoch"] for the fit of the remaining epochs.
+        """
+        epoch, done = state["epoch"], state["step_in_epoch"]
+        epochs = kwargs.get("epochs", 1)
+        dataset = isinstance(x, tf.data.Dataset)
+
+        def stream(position):
+            # x's passes one after the other, from batch `position`: what fit fed the
+            # interrupted run, a reshuffling x giving each pass its next order.
+            return x.repeat().skip(position) if dataset else x
+
+        if done and steps and done >= steps:  # more steps done than this epoch length allows
+            epoch, done = epoch + 1, 0
+        if done and steps and epoch < epochs:
+            part = dict(kwargs, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done)
+            self._check_steps_per_execution(steps - done)
+            self._fit_part(stream(epoch * steps + done), y, callbacks, part, done)
+            epoch += 1
+        kwargs["initial_epoch"] = epoch
+        return stream(epoch * steps)
+
+    def _check_steps_per_execution(self, steps_per_epoch):
+        every = self.steps_per_execution
+        if steps_per_epoch and every > 1 and steps_per_epoch % every:
+            raise ValueError(
+                f"steps_per_epoch {steps_per_epoch} is not a multiple of steps_per_execution "
+                f"{every}, so Keras would run past each epoch's end; compile with "
+                f"steps_per_execution=ganlib.training.steps_per_call({steps_per_epoch})"
+            )
 
     def _fit_part(self, x, y, callbacks, kwargs, done):
         """The rest of an interrupted epoch, its first `done` steps already trained."""

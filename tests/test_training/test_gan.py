@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from ganlib import training
+from ganlib.models import build_pair
 from ganlib.training import (
     GAN,
     Checkpoints,
@@ -13,7 +14,7 @@ from ganlib.training import (
     list_checkpoints,
 )
 
-from ._helpers import conv_gan, dataset, images, mlp_gan, moved, snapshot
+from ._helpers import all_state, conv_gan, dataset, images, mlp_gan, moved, snapshot
 
 
 def test_discriminator_step_moves_only_the_discriminator():
@@ -97,6 +98,25 @@ def test_logits_from_any_sigmoid_ending():
         training.discriminator_logits(softmax)
 
 
+def _ema_reference(ema, initial, sequence):
+    """The warm-up EMA of a weight sequence in float64: the t-th update decays by min(ema, (1 + t) / (10 + t))."""
+    average = np.asarray(initial, np.float64)
+    for t, weight in enumerate(sequence):
+        decay = min(ema, (1 + t) / (10 + t))
+        average = decay * average + (1 - decay) * weight
+    return average
+
+
+def _averaged(gan):
+    """(EMA weight, live weight) pairs of the generator's trainable weights."""
+    pairs = zip(gan.ema_generator.weights, gan.generator.weights, strict=True)
+    return [(ema, weight) for ema, weight in pairs if weight.trainable]
+
+
+def _batch_norms(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
 def test_ema_follows_its_formula():
     gan = conv_gan(ema=0.9)
     assert gan.ema_generator is not None and not gan.ema_generator.trainable_variables
@@ -105,17 +125,132 @@ def test_ema_follows_its_formula():
     for old, ema, weight in zip(
         ema_before, gan.ema_generator.weights, gan.generator.weights, strict=True
     ):
-        expected = 0.9 * old + 0.1 * weight.numpy() if weight.trainable else weight.numpy()
+        # The first update (t = 0) decays by min(0.9, 1 / 10); BatchNorm statistics are
+        # copied as a stand-in until refresh_ema_statistics replaces them.
+        expected = (
+            _ema_reference(0.9, old, [weight.numpy()]) if weight.trainable else weight.numpy()
+        )
         np.testing.assert_allclose(ema.numpy(), expected, rtol=1e-5, atol=1e-7)
-    moving = [w for w in gan.generator.weights if "moving" in w.path]
-    assert moving  # BatchNorm statistics are copied, not averaged
-    # generate() draws from the EMA copy
-    z = np.random.default_rng(1).standard_normal((2, gan.latent_dim), dtype=np.float32)
-    np.testing.assert_allclose(
-        gan.generate(2, seed=1), gan.ema_generator(z, training=False).numpy(), rtol=1e-5
-    )
+    assert _batch_norms(gan.generator)  # so the statistics above were checked
     with pytest.raises(ValueError, match="ema"):
         conv_gan(ema=1.5)
+
+
+def test_ema_warm_up_matches_numpy_over_a_known_weight_sequence():
+    gan = mlp_gan(ema=0.99)
+    pairs = _averaged(gan)
+    variables = [w for _, w in pairs]
+    initial = snapshot([e for e, _ in pairs])
+    rng = np.random.default_rng(4)
+    sequences = [[] for _ in variables]
+    for t in range(30):
+        for variable, sequence in zip(variables, sequences, strict=True):
+            sequence.append(rng.normal(size=variable.shape).astype(np.float32))
+            variable.assign(sequence[-1])
+        gan.global_step.assign(t)  # t: generator updates before this one
+        gan.update_ema()
+    for (ema, _), start, sequence in zip(pairs, initial, sequences, strict=True):
+        expected = _ema_reference(0.99, start, sequence)
+        np.testing.assert_allclose(ema.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_ema_copy_forgets_the_random_initial_weights_within_48_steps():
+    # A fixed decay of 0.99 keeps 0.99**48 = 62% of the initial weights after 48
+    # updates, so the copy trails the live generator by most of the way it moved.
+    gan = mlp_gan(ema=0.99)
+    initial = snapshot(gan.generator.trainable_variables)
+    gan.fit(dataset(images(32), 8).repeat(), epochs=1, steps_per_epoch=48, verbose=0)
+
+    def distance(a, b):
+        return np.sqrt(
+            sum(np.sum((np.asarray(x) - np.asarray(y)) ** 2) for x, y in zip(a, b, strict=True))
+        )
+
+    live = snapshot(gan.generator.trainable_variables)
+    ema = snapshot(ema for ema, _ in _averaged(gan))
+    assert distance(ema, live) < 0.3 * distance(live, initial)
+
+
+def test_refreshed_ema_statistics_are_those_of_the_ema_weights():
+    gan = conv_gan(ema=0.9)
+    for _ in range(2):
+        gan.train_step(tf.constant(images(8, 32)))
+    live_statistics = snapshot(gan.generator.non_trainable_variables)
+    first = _batch_norms(gan.ema_generator)[0]
+    momentum = first.momentum
+    gan.refresh_ema_statistics(batches=3, batch_size=16, seed=5)
+    z = np.random.default_rng(5).standard_normal((3, 16, gan.latent_dim), dtype=np.float32)
+    # The EMA generator's own activations entering its first BatchNorm layer (nothing
+    # before it behaves differently in training mode).
+    before_norm = keras.Model(gan.ema_generator.inputs[0], first.input)
+    activations = np.stack([before_norm(batch).numpy().astype(np.float64) for batch in z])
+    axes = tuple(range(1, activations.ndim - 1))  # per channel, within each batch
+    batch_means = activations.mean(axis=axes)
+    batch_variances = activations.var(axis=axes)
+    np.testing.assert_allclose(first.moving_mean.numpy(), batch_means.mean(0), atol=1e-5)
+    np.testing.assert_allclose(first.moving_variance.numpy(), batch_variances.mean(0), rtol=1e-4)
+    assert first.momentum == momentum and not gan.ema_generator.trainable_variables  # put back
+    for before, after in zip(live_statistics, gan.generator.non_trainable_variables, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())  # the live generator is untouched
+
+    # generate() draws from the EMA copy, refreshing its statistics (with the GAN's own
+    # seed) only when the copy changed: repeatable, and no refresh between two calls.
+    gan.train_step(tf.constant(images(8, 32)))
+    samples = gan.generate(2, seed=1)
+    refreshed = snapshot(gan.ema_generator.non_trainable_variables)
+    np.testing.assert_array_equal(samples, gan.generate(2, seed=1))
+    gan.refresh_ema_statistics()
+    for before, after in zip(refreshed, gan.ema_generator.non_trainable_variables, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())
+    z = np.random.default_rng(1).standard_normal((2, gan.latent_dim), dtype=np.float32)
+    np.testing.assert_allclose(samples, gan.ema_generator(z, training=False).numpy(), rtol=1e-5)
+
+
+def test_generate_without_seed_follows_keras_set_random_seed():
+    gan = mlp_gan()
+    keras.utils.set_random_seed(1)
+    first = gan.generate(4)
+    keras.utils.set_random_seed(1)
+    np.testing.assert_array_equal(first, gan.generate(4))
+    assert not np.array_equal(first, gan.generate(4))
+
+
+def test_a_generator_of_your_own_needs_value_range():
+    generator = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8 * 8 * 3), keras.layers.Reshape((8, 8, 3))],
+        name="mine",
+    )
+    _, discriminator = build_pair("mlp", 8, latent_dim=4, width=0.125)
+    with pytest.raises(ValueError, match=r"pass value_range=\(low, high\) to GAN"):
+        GAN(generator, discriminator)
+    assert GAN(generator, discriminator, value_range=(0, 1)).value_range == (0.0, 1.0)
+    with pytest.raises(ValueError, match="low < high"):
+        GAN(generator, discriminator, value_range=(1, -1))
+
+
+def test_from_preset_steps_per_execution_trains_the_same_weights():
+    def trained(steps_per_execution):
+        keras.utils.set_random_seed(0)
+        gan = GAN.from_preset(
+            "mlp", 8, width=0.125, latent_dim=8, seed=2, steps_per_execution=steps_per_execution
+        )
+        assert gan.steps_per_execution == steps_per_execution
+        gan.fit(dataset(images(32), 8), epochs=2, verbose=0)
+        return gan
+
+    one, four = trained(1), trained(4)
+    assert int(four.global_step.numpy()) == int(one.global_step.numpy()) == 8
+    for a, b in zip(
+        one.generator.weights + one.discriminator.weights,
+        four.generator.weights + four.discriminator.weights,
+        strict=True,
+    ):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    # Keras would run 8 steps in an epoch of 6 with 4 steps per call.
+    with pytest.raises(ValueError, match="steps_per_call"):
+        four.fit(dataset(images(32), 8).repeat(), epochs=1, steps_per_epoch=6, verbose=0)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        GAN.from_preset("mlp", 8, width=0.125, latent_dim=8, steps_per_execution=0)
 
 
 def test_augmenter_sees_every_discriminator_input_and_logs_p():
@@ -141,6 +276,39 @@ def test_augmenter_sees_every_discriminator_input_and_logs_p():
     assert float(logs["aug_p"]) == 0.25
 
 
+def test_augmentation_draws_come_from_three_streams_of_seed_and_step():
+    class Recording(keras.layers.Layer):
+        draws_per_image = 3
+
+        def __init__(self):
+            super().__init__()
+            self.probability = self.add_weight(shape=(), initializer="zeros", trainable=False)
+            self.draws = []
+
+        def call(self, images, training=True, draws=None):
+            self.draws.append(np.asarray(draws))
+            return images
+
+        def update(self, real_accuracy):
+            pass
+
+    def drawn(seed, steps):
+        augmenter = Recording()
+        gan = mlp_gan(seed=seed, augmenter=augmenter)
+        for _ in range(steps):
+            gan.train_step(tf.constant(images(8)))
+        return augmenter.draws
+
+    first = drawn(0, 2)
+    assert len(first) == 6 and all(d.shape == (8, 3) for d in first)
+    assert all(0 <= d.min() and d.max() < 1 for d in first)
+    # real and generated images in the D step, generated in the G step, and the next step
+    assert len({d.tobytes() for d in first}) == 6
+    for a, b in zip(first, drawn(0, 2), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], drawn(1, 1)[0])
+
+
 def test_fit_resume_continues_in_the_middle_of_an_epoch(tmp_path):
     x = dataset(images(32), 8)  # 4 steps per epoch
     folder = tmp_path / "checkpoints"
@@ -164,3 +332,58 @@ def test_fit_resume_continues_in_the_middle_of_an_epoch(tmp_path):
     assert [row["epoch"] for row in training.read_history(history_path)] == [0, 1]
     with pytest.raises(ValueError, match="Checkpoints"):
         mlp_gan().fit(x, epochs=1, verbose=0, resume=True)
+
+
+def _reshuffling():
+    """32 images in batches of 8, in a new order every epoch (the same orders each time it is made)."""
+    tf.random.set_seed(0)  # the shuffle's seed combines with the global one
+    x = tf.data.Dataset.from_tensor_slices(images(32))
+    return x.shuffle(32, seed=7, reshuffle_each_iteration=True).batch(8, drop_remainder=True)
+
+
+def _resumed_matches_uninterrupted(tmp_path, make_dataset, every_steps, drop_newest):
+    """All state after 4 epochs of 4 steps, trained in one go and resumed after 2 epochs."""
+    whole = mlp_gan()
+    whole.fit(make_dataset(), epochs=4, steps_per_epoch=4, verbose=0)
+    folder = tmp_path / "checkpoints"
+    checkpoints = Checkpoints(folder, every_steps=every_steps)
+    mlp_gan().fit(make_dataset(), epochs=2, steps_per_epoch=4, verbose=0, callbacks=[checkpoints])
+    if drop_newest:
+        list_checkpoints(folder)[-1].unlink()  # the newest is now step 6: epoch 1, 2 steps done
+    resumed = mlp_gan(seed=1)
+    resumed.fit(
+        make_dataset(),
+        epochs=4,
+        steps_per_epoch=4,
+        verbose=0,
+        resume=True,
+        callbacks=[Checkpoints(folder)],
+    )
+    assert int(resumed.global_step.numpy()) == 16
+    for a, b in zip(all_state(whole), all_state(resumed), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_fit_resume_goes_on_with_the_next_pass_of_a_reshuffling_dataset(tmp_path):
+    _resumed_matches_uninterrupted(tmp_path, _reshuffling, None, drop_newest=False)
+
+
+def test_fit_resume_in_the_middle_of_an_epoch_goes_on_with_the_next_batch(tmp_path):
+    # 8 batches, 4 per epoch: the interrupted epoch 1 ends on batches 6 and 7.
+    _resumed_matches_uninterrupted(
+        tmp_path, lambda: dataset(images(64), 8), every_steps=3, drop_newest=True
+    )
+
+
+def test_fit_resume_on_a_dataset_needs_steps_per_epoch(tmp_path):
+    folder = tmp_path / "checkpoints"
+    gan = mlp_gan()
+    gan.fit(dataset(images(32), 8), epochs=1, verbose=0, callbacks=[Checkpoints(folder)])
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        gan.fit(
+            dataset(images(32), 8),
+            epochs=2,
+            verbose=0,
+            resume=True,
+            callbacks=[Checkpoints(folder)],
+        )
