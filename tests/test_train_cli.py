@@ -119,6 +119,18 @@ def test_train_writes_grids_checkpoints_history_and_resumes(tmp_path, capsys):
     assert (run / "samples" / "epoch_0002.png").is_file()
     assert json.loads((run / "run.json").read_text())["data_spec"] == "toy-faces:64"
 
+    # the same command once more: nothing left to train, and it says so
+    assert main([*command, "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run} already has 3 epochs; nothing to train" in out and "Epoch" not in out
+
+    # another batch size would continue at the wrong place in the data order
+    assert main([*command, "--epochs", "4", "--batch-size", "8"]) == 2
+    line = one_error_line(capsys)
+    assert "another batch size (the run has 16, this call asks for 8" in line
+    assert "another --run" in line
+    assert [row["epoch"] for row in read_history(run / "history.csv")] == [0, 1, 2]
+
     grid = tmp_path / "grid.png"
     assert main(["sample", "--run", str(run), "--n", "9", "--out", str(grid)]) == 0
     assert "after 3 epochs, step 12" in capsys.readouterr().out

@@ -45,17 +45,20 @@ def _inner(optimizer):
 
 
 def list_checkpoints(directory):
-    """Checkpoint files in `directory`, oldest first (by training step)."""
+    """Checkpoint files (ckpt-STEP.npz paths) in `directory`, oldest first (chapter 4)."""
     directory = Path(directory)
     return sorted(directory.glob(_CHECKPOINT_GLOB)) if directory.is_dir() else []
 
 
 def save_checkpoint(gan, directory, epoch, step_in_epoch=0, keep=3, steps_per_epoch=None):
-    """Write the GAN's full training state to directory/ckpt-STEP.npz atomically; keep the last `keep`.
+    """Write the GAN's training state to directory/ckpt-STEP.npz atomically (chapter 4).
+
+    Keeps the newest `keep` checkpoints.
 
     epoch: epochs finished; step_in_epoch: steps done in the unfinished one. The file is
     written under a temporary name, flushed to disk and renamed, so a process killed at
     any moment leaves either the old set of checkpoints or the new one, never half a file.
+    steps_per_epoch: the epoch length, recorded so a resume can check it. Returns the path.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,7 +91,7 @@ def save_checkpoint(gan, directory, epoch, step_in_epoch=0, keep=3, steps_per_ep
 
 
 def remove_stale_temporaries(directory):
-    """Delete half-written checkpoint files left by processes that no longer run."""
+    """Delete half-written checkpoint files left by processes that no longer run (chapter 4)."""
     for temporary in Path(directory).glob(".ckpt-*.tmp"):
         try:
             pid = int(temporary.suffixes[-3].lstrip("."))  # .ckpt-STEP.npz.PID.RANDOM.tmp
@@ -113,7 +116,9 @@ def _read_checkpoint(path):
 
 
 def latest_checkpoint(directory):
-    """(path, meta, arrays) of the newest checkpoint in `directory` that reads completely, or None.
+    """(path, meta, arrays) of the newest fully readable checkpoint in `directory` (chapter 4).
+
+    None when there is none.
 
     A damaged or half-written file (a process killed while writing, a full disk) is
     skipped with a warning and the one before it is used.
@@ -129,9 +134,10 @@ def latest_checkpoint(directory):
 
 
 def load_checkpoint(gan, directory):
-    """Restore the newest readable checkpoint in `directory` into `gan`.
+    """Restore the newest readable checkpoint in `directory` into `gan` (chapter 4).
 
-    Returns its counters {"epoch", "step_in_epoch", "step", "path", ...} or None when
+    Returns its counters {"epoch", "step_in_epoch", "step", "steps_per_epoch", "path", ...}
+    (steps_per_epoch None in checkpoints that did not record it) or None when
     there is none. Raises ValueError when it was made by a differently shaped GAN.
     Learning rates are not restored: the ones the GAN was compiled with apply.
     """
@@ -171,7 +177,7 @@ def load_checkpoint(gan, directory):
 
 
 class Checkpoints(keras.callbacks.Callback):
-    """Save the full training state into `directory` at each epoch end and every `every_steps` steps.
+    """Save the training state into `directory` each epoch, every `every_steps` steps (chapter 4).
 
     keep: how many checkpoints to keep. Nothing is written once a loss is NaN or infinite.
     `GAN.fit(..., resume=True)` restores from the same folder.

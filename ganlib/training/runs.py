@@ -1,14 +1,15 @@
-"""Training: the GAN model, its presets, the first design's loop, callbacks, checkpoints and runs.
+"""Run folders: `train()` and `load_run()` (chapter 4).
 
-`GAN` is a `keras.Model` whose `train_step` makes one discriminator update and one
-generator update, so `fit()`, its callbacks, progress bar and `tf.distribute` all work.
 `train()` (and `python -m ganlib train`) ties a dataset, a preset and a run folder
 together: sample grids every epoch, checkpoints that survive a killed process,
-`history.csv`, and resuming where the last run stopped.
+`history.csv`, and resuming where the last run stopped. The GAN itself is `GAN`
+(gan.py), a `keras.Model` whose `train_step` updates both networks.
 
 A run folder holds::
 
-    RUN/run.json              what was trained (model, size, width, latent size, data, seed)
+    RUN/run.json              what was trained (model, size, width, latent size) and the
+                              settings that fix the data order (data, seed, batch size,
+                              steps per epoch): a resume must use the same ones
     RUN/history.csv           one row per finished epoch, `epoch` counted from 0
     RUN/samples/epoch_XXXX.png  a fixed-noise grid per epoch
     RUN/checkpoints/ckpt-STEP.npz  the last `keep` checkpoints (weights, optimizer states, counters)
@@ -17,6 +18,7 @@ A run folder holds::
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -32,9 +34,11 @@ from ganlib.training.checkpoints import Checkpoints, list_checkpoints, load_chec
 from ganlib.training.devices import (
     _accelerator,
     _dtype_policy,
+    fit_across_workers,
     mixed_precision_policy,
     strategy,
     use_xla,
+    worker_run_dir,
 )
 from ganlib.training.gan import GAN
 from ganlib.training.presets import PRESETS
@@ -75,9 +79,51 @@ def _describe(config):
     return ", ".join(parts)
 
 
+def _fingerprint(images):
+    """A short hash of the pixels: a run resumed on other images would train on another order."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(repr(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()
+
+
+# Settings that fix where in the data order a run stands: a resume must use the same ones.
+# run.json key: (label, how to set it in `train` and on the command line)
+POSITION_KEYS = {
+    "batch_size": ("batch size", "batch_size or --batch-size"),
+    "steps_per_epoch": ("steps per epoch", "steps_per_epoch or --steps-per-epoch"),
+    "seed": ("seed", "seed or --seed"),
+    "data_fingerprint": ("data", "data or --data"),
+}
+
+
+def _position_changes(run, saved, record):
+    """ValueError listing the position settings that differ from the run's (missing: unknown)."""
+    changes = []
+    for key, (label, option) in POSITION_KEYS.items():
+        old, new = saved.get(key), record[key]
+        if old is None or old == new:
+            continue  # a run.json written before these were recorded: nothing to compare
+        if key == "data_fingerprint":
+            old = f"{saved.get('data')} (fingerprint {old})"
+            new = f"{record['data']} (fingerprint {new})"
+        changes.append(f"{label} (the run has {old}, this call asks for {new}; {option})")
+    if changes:
+        raise ValueError(
+            f"run folder {run} cannot resume with another {'; another '.join(changes)}: it "
+            f"would continue at the wrong place in the data order. Resume with the run's "
+            f"settings, or start a fresh run in another run folder (another --run)"
+        )
+
+
 def _prepare_run(run, config, details, resume):
-    """Create run/run.json, or check that an existing run was made with the same model."""
+    """Create run/run.json, or check that an existing run was made with the same settings.
+
+    Model settings (RUN_KEYS) must match whenever run.json exists; the data position
+    settings (POSITION_KEYS) only when there are checkpoints to resume from.
+    """
     info = run / "run.json"
+    record = {**config, **details}
     if info.is_file():
         saved = json.loads(info.read_text())
         if any(saved.get(key) != config[key] for key in RUN_KEYS):
@@ -85,13 +131,14 @@ def _prepare_run(run, config, details, resume):
                 f"run folder {run} was made with {_describe(saved)}, not {_describe(config)}; "
                 f"use the same settings to resume it or choose another run folder"
             )
-        if not resume and list_checkpoints(run / "checkpoints"):
-            raise ValueError(
-                f"run folder {run} already has checkpoints; resume it or choose another run folder"
-            )
-        return saved
+        if list_checkpoints(run / "checkpoints"):
+            if not resume:
+                raise ValueError(
+                    f"run folder {run} already has checkpoints; resume it or choose another run folder"
+                )
+            _position_changes(run, saved, record)
+            return saved  # an older run.json stays as it is: what it lacks stays unknown
     run.mkdir(parents=True, exist_ok=True)
-    record = {**config, **details}
     with atomic_write(info, "w") as file:
         file.write(json.dumps(record, indent=2) + "\n")
     return record
@@ -111,12 +158,12 @@ def _kid_monitor(images, data, image_size, every, seed):
 
 
 def steps_per_call(steps_per_epoch, done=0, limit=8):
-    """How many training steps one call into TensorFlow runs (Keras's steps_per_execution).
+    """Training steps per call into TensorFlow, Keras's steps_per_execution (chapter 4).
 
     The largest number up to `limit` that divides both the epoch length and the
-    epoch's unfinished part, so calls never run past an epoch's end. Handing Keras
-    several steps per call spares it most of its per-step Python work: on 2 CPU cores
-    that made fit about 15% faster for the improved model at 32 px, width 0.25.
+    epoch's unfinished part, so calls never run past an epoch's end. Several steps
+    per call spare Keras most of its per-step Python work (bench/RESULTS.md has
+    the measured difference).
     """
     return max(k for k in range(1, limit + 1) if steps_per_epoch % k == 0 and done % k == 0)
 
@@ -126,54 +173,17 @@ def _columns(rows):
     return {key: [row.get(key, float("nan")) for row in rows] for key in dict.fromkeys(keys)}
 
 
-def train(
-    data,
-    model="improved",
-    image_size=64,
-    epochs=10,
-    batch_size=None,
-    run_dir=None,
-    steps_per_epoch=None,
-    seed=0,
-    width=1.0,
-    learning_rate=None,
-    mixed_precision="auto",
-    xla="auto",
-    ema=None,
-    ada=False,
-    kid_every=0,
-    callbacks=(),
-    resume=True,
-    verbose="auto",
-    latent_dim=None,
-    checkpoint_every=None,
-    keep=3,
-    grid=(5, 5),
-    distribute=None,
-    steps_per_execution="auto",
-):
-    """Train PRESETS[model] on `data` and return (gan, history).
+def _stream(images, batch_size, value_range, seed, position):
+    """A run's endless batch stream (same seed, same order) from batch `position` on."""
+    from ganlib.data import image_dataset
 
-    data: a SOURCE string for ganlib.data.load_source ("toy-faces:2000", "cifar10:cat",
-    "anime-faces", a folder) or uint8 images (n, image_size, image_size, 3).
-    epochs: the total; with run_dir and resume=True a run continues from its newest
-    checkpoint and stops at the same epoch as an uninterrupted one. batch_size: global
-    real images per update (default the preset's), split across replicas.
-    steps_per_epoch: default len(images) // batch_size. The data order is drawn from
-    `seed`, and a resumed run takes up the same order where it stopped.
-    mixed_precision, xla: "auto", "on" or "off" (see mixed_precision_policy, use_xla).
-    ema: EMA decay of a generator copy (e.g. 0.99). ada: adaptive augmentation.
-    kid_every: KID (and mode coverage for toy faces) every N epochs, 0 for never.
-    callbacks run before the run's own history and checkpoint callbacks, so what they
-    put into `logs` lands in history.csv. checkpoint_every: also checkpoint every N steps.
-    distribute: a tf.distribute strategy (default `strategy()`). steps_per_execution:
-    training steps per call into TensorFlow, "auto" for `steps_per_call(...)`.
+    return image_dataset(
+        images, batch_size, value_range, shuffle=True, seed=seed, repeat=True, skip_batches=position
+    )
 
-    Seeds Python, NumPy and TensorFlow with `seed` (keras.utils.set_random_seed).
-    history: dict of lists, `epoch` plus one list per logged value, all epochs of the
-    run (also those of earlier sessions). A NaN or infinite loss raises
-    FloatingPointError naming the step; the last good checkpoint stays in place.
-    """
+
+def _check_settings(model, image_size, epochs, batch_size, steps_per_epoch, kid_every, ema, width):
+    """`train`'s checked arguments: preset, image_size, epochs, batch_size, steps, ..."""
     if model not in PRESETS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(PRESETS)}")
     image_size = check_image_size(image_size, IMAGE_SIZES)
@@ -190,55 +200,45 @@ def train(
     width = float(width)
     if not width > 0:
         raise ValueError(f"width must be positive (1.0 is the published model), got {width!r}")
-    latent_dim = (
-        _models.DEFAULT_LATENT_DIM[preset["model"]] if latent_dim is None else int(latent_dim)
-    )
-    images, description = _load_data(data, image_size)
-    if len(images) < batch_size:
-        raise ValueError(
-            f"{len(images)} images are fewer than one batch of {batch_size}; lower the batch size"
-        )
-    steps = steps_per_epoch or len(images) // batch_size
+    return preset, image_size, epochs, batch_size, steps_per_epoch, kid_every, width
 
+
+def _ada_options(ada, ada_target, ada_integration_steps):
+    """Keyword arguments of AdaptiveAugmenter beyond its defaults (chapter 6)."""
+    given = {"ada_target": ada_target, "ada_integration_steps": ada_integration_steps}
+    given = [name for name, value in given.items() if value is not None]
+    if given and not ada:
+        raise ValueError(
+            f"{' and '.join(given)} only apply with ada=True (--ada); "
+            f"turn adaptive augmentation on or leave them out"
+        )
+    options = {"target_accuracy": ada_target, "integration_steps": ada_integration_steps}
+    options = {key: value for key, value in options.items() if value is not None}
+    return options
+
+
+def _devices(distribute, batch_size, mixed_precision, xla):
+    """(dtype policy name, jit_compile, strategy) for this machine and the requested modes."""
     distribute = distribute or strategy()
     replicas = distribute.num_replicas_in_sync
     if batch_size % replicas:
         raise ValueError(f"batch size {batch_size} does not split evenly over {replicas} replicas")
     accelerator = _accelerator()
     policy = mixed_precision_policy(mixed_precision, accelerator)
-    jit_compile = use_xla(xla, accelerator)
+    return policy, use_xla(xla, accelerator), distribute
 
-    run = None if run_dir is None else Path(run_dir)
-    config = {
-        "model": model,
-        "image_size": int(image_size),
-        "width": width,
-        "latent_dim": latent_dim,
-        "ema": ema,
-        "ada": bool(ada),
-    }
-    if run is not None:
-        details = {
-            "family": preset["model"],
-            "preset": dict(preset),
-            "data": description,
-            "data_spec": data if isinstance(data, str) else None,
-            "seed": seed,
-            "batch_size": batch_size,
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        }
-        _prepare_run(run, config, details, resume)
 
+def _build_gan(model, image_size, *, width, latent_dim, learning_rate, ema, ada, seed, devices):
+    """The compiled GAN under the run's dtype policy and strategy, seeded with `seed`."""
+    policy, jit_compile, distribute = devices
     keras.utils.set_random_seed(seed)
     with _dtype_policy(policy), distribute.scope():
         augmenter = None
-        if ada:
+        if ada is not None:
             from ganlib.augment import AdaptiveAugmenter
 
-            augmenter = AdaptiveAugmenter(seed=seed)
-        gan = GAN.from_preset(
+            augmenter = AdaptiveAugmenter(seed=seed, **ada)
+        return GAN.from_preset(
             model,
             image_size,
             width=width,
@@ -249,61 +249,219 @@ def train(
             seed=seed,
             jit_compile=jit_compile,
         )
+
+
+def _own_callbacks(run, images, data, *, image_size, seed, kid_every, grid, checkpoint_every, keep):
+    """(the run's own callbacks, its HistoryCSV): KID, sample grid, history, checkpoints."""
+    history = HistoryCSV(None if run is None else run / "history.csv")
+    own = [SampleGrid(run, *grid, seed=seed, scale=2 if image_size <= 32 else 1)]
+    if kid_every:
+        own.insert(0, _kid_monitor(images, data, image_size, kid_every, seed))
+    own.append(history)
+    if run is not None:
+        own.append(Checkpoints(run / "checkpoints", every_steps=checkpoint_every, keep=keep))
+    return own, history
+
+
+def _resume(gan, run, steps):
+    """(epochs done, steps done in the next epoch) from the run's newest checkpoint, or (0, 0)."""
+    state = load_checkpoint(gan, run / "checkpoints") if run is not None else None
+    if state is None:
+        return 0, 0
+    saved_steps = state.get("steps_per_epoch")
+    if saved_steps is not None and saved_steps != steps:
+        # Runs whose run.json predates steps_per_epoch: the checkpoint recorded it.
+        raise ValueError(
+            f"run folder {run} cannot resume with another steps per epoch (the run has "
+            f"{saved_steps}, this call asks for {steps}; steps_per_epoch or --steps-per-epoch): "
+            f"it would continue at the wrong place in the data order. Resume with the run's "
+            f"settings, or start a fresh run in another run folder (another --run)"
+        )
+    return state["epoch"], state["step_in_epoch"]
+
+
+def _fit(gan, stream, *, epoch, done, epochs, steps, callbacks, verbose):
+    """Train from (epoch, done steps in it) up to `epochs`: first the unfinished epoch's rest."""
+    fit_options = {"verbose": verbose, "shuffle": False}
+    if done and epoch < epochs and done < steps:
+        gan._fit_part(
+            stream(epoch * steps + done),
+            None,
+            callbacks,
+            dict(fit_options, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done),
+            done,
+        )
+        epoch += 1
+    elif done:  # more steps done than this epoch length allows: go on with the next epoch
+        epoch += 1
+    if epoch < epochs:
+        gan.fit(
+            stream(epoch * steps),
+            epochs=epochs,
+            initial_epoch=epoch,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            **fit_options,
+        )
+
+
+def train(
+    data,
+    *,
+    model="improved",
+    image_size=64,
+    epochs=10,
+    batch_size=None,
+    run_dir=None,
+    steps_per_epoch=None,
+    seed=0,
+    width=1.0,
+    learning_rate=None,
+    mixed_precision="auto",
+    xla="auto",
+    ema=None,
+    ada=False,
+    ada_target=None,
+    ada_integration_steps=None,
+    kid_every=0,
+    callbacks=(),
+    resume=True,
+    verbose="auto",
+    latent_dim=None,
+    checkpoint_every=None,
+    keep=3,
+    grid=(5, 5),
+    distribute=None,
+    steps_per_execution="auto",
+):
+    """Train PRESETS[model] on `data` and return (gan, history) (chapter 4).
+
+    data: a SOURCE string for ganlib.data.load_source ("toy-faces:2000", "cifar10:cat",
+    "anime-faces", a folder) or uint8 images (n, image_size, image_size, 3).
+    epochs: the total; with run_dir and resume=True a run continues from its newest
+    checkpoint and stops at the same epoch as an uninterrupted one (a run that already
+    has `epochs` says so and trains nothing). batch_size: global real images per update
+    (default the preset's), split across replicas. steps_per_epoch: default
+    len(images) // batch_size. The data order is drawn from `seed`, and a resumed run
+    takes up the same order where it stopped; resuming with another batch size, steps
+    per epoch, seed or data is a ValueError naming the setting.
+    mixed_precision, xla: "auto", "on" or "off" (see mixed_precision_policy, use_xla).
+    ema: EMA decay of a generator copy (e.g. 0.99). ada: adaptive augmentation
+    (chapter 6); ada_target and ada_integration_steps set the AdaptiveAugmenter's
+    target_accuracy and integration_steps (None: its defaults).
+    kid_every: KID (and mode coverage for toy faces) every N epochs, 0 for never.
+    callbacks run before the run's own history and checkpoint callbacks, so what they
+    put into `logs` lands in history.csv. checkpoint_every: also checkpoint every N steps.
+    distribute: a tf.distribute strategy (default `strategy()`). Across machines
+    (TF_CONFIG, chapter 4) every worker resumes from run_dir's checkpoints, so run_dir
+    must be on a file system all workers share; only the chief writes into it.
+    steps_per_execution: training steps per call into TensorFlow, "auto" for
+    `steps_per_call(...)`.
+
+    Seeds Python, NumPy and TensorFlow with `seed` (keras.utils.set_random_seed).
+    history: dict of lists, `epoch` plus one list per logged value, all epochs of the
+    run (also those of earlier sessions). A NaN or infinite loss raises
+    FloatingPointError naming the step; the last good checkpoint stays in place.
+    """
+    preset, image_size, epochs, batch_size, steps_per_epoch, kid_every, width = _check_settings(
+        model, image_size, epochs, batch_size, steps_per_epoch, kid_every, ema, width
+    )
+    ada_options = _ada_options(ada, ada_target, ada_integration_steps)
+    latent_dim = (
+        _models.DEFAULT_LATENT_DIM[preset["model"]] if latent_dim is None else int(latent_dim)
+    )
+    # First: across machines the strategy must exist before any TensorFlow op runs.
+    distribute = distribute or strategy()
+    images, description = _load_data(data, image_size)
+    if len(images) < batch_size:
+        raise ValueError(
+            f"{len(images)} images are fewer than one batch of {batch_size}; lower the batch size"
+        )
+    steps = steps_per_epoch or len(images) // batch_size
+
+    policy, jit_compile, distribute = _devices(distribute, batch_size, mixed_precision, xla)
+    run = None if run_dir is None else Path(run_dir)
+    write = worker_run_dir(run, distribute)  # where this worker's files go: run on the chief
+    if run is not None:
+        config = {
+            "model": model,
+            "image_size": int(image_size),
+            "width": width,
+            "latent_dim": latent_dim,
+            "ema": ema,
+            "ada": bool(ada),
+        }
+        details = {
+            "family": preset["model"],
+            "preset": dict(preset),
+            "data": description,
+            "data_spec": data if isinstance(data, str) else None,
+            "data_fingerprint": _fingerprint(images),
+            "seed": seed,
+            "batch_size": batch_size,
+            "steps_per_epoch": steps,
+            "ada_options": ada_options or None,
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        }
+        _prepare_run(write, config, details, resume)
+
+    gan = _build_gan(
+        model,
+        image_size,
+        width=width,
+        latent_dim=latent_dim,
+        learning_rate=learning_rate,
+        ema=ema,
+        ada=ada_options if ada else None,
+        seed=seed,
+        devices=(policy, jit_compile, distribute),
+    )
     gan.preset.update(
         batch_size=batch_size,
         steps_per_epoch=steps,
         mixed_precision=policy,
         xla=jit_compile,
-        replicas=replicas,
+        replicas=distribute.num_replicas_in_sync,
         data=description,
     )
-
-    history_callback = HistoryCSV(None if run is None else run / "history.csv")
-    own = [SampleGrid(run, *grid, seed=seed, scale=2 if image_size <= 32 else 1)]
-    if kid_every:
-        own.insert(0, _kid_monitor(images, data, image_size, kid_every, seed))
-    own.append(history_callback)
-    if run is not None:
-        own.append(Checkpoints(run / "checkpoints", every_steps=checkpoint_every, keep=keep))
-    all_callbacks = [StopOnNonFinite(), *callbacks, *own]
+    own, history_callback = _own_callbacks(
+        write,
+        images,
+        data,
+        image_size=image_size,
+        seed=seed,
+        kid_every=kid_every,
+        grid=grid,
+        checkpoint_every=checkpoint_every,
+        keep=keep,
+    )
     gan.sample_grid = next(c for c in own if isinstance(c, SampleGrid))
 
-    from ganlib.data import image_dataset
-
-    def stream(position):
-        """The run's endless batch stream (same seed, same order), from batch `position` on."""
-        dataset = image_dataset(images, batch_size, gan.value_range, shuffle=True, seed=seed)
-        return dataset.repeat().skip(position)
-
-    state = load_checkpoint(gan, run / "checkpoints") if run is not None and resume else None
-    epoch, done = (state["epoch"], state["step_in_epoch"]) if state else (0, 0)
+    epoch, done = _resume(gan, run, steps) if resume else (0, 0)
+    if epoch >= epochs:
+        if verbose != 0:
+            print(
+                f"run {run} already has {epoch} epoch{'s' * (epoch != 1)}; nothing to train "
+                f"(ask for more epochs to continue)"
+            )
+        return gan, _columns(history_callback.rows)
     if steps_per_execution == "auto":
         steps_per_execution = steps_per_call(steps, done if done < steps else 0)
     gan.steps_per_execution = check_int(steps_per_execution, "steps_per_execution", 1)
-    fit_options = {"verbose": verbose, "shuffle": False}
+    fit_across_workers(gan, distribute)
     try:
-        if done and epoch < epochs and done < steps:
-            gan._fit_part(
-                stream(epoch * steps + done),
-                None,
-                all_callbacks,
-                dict(
-                    fit_options, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done
-                ),
-                done,
-            )
-            epoch += 1
-        elif done:  # more steps done than this epoch length allows: go on with the next epoch
-            epoch += 1
-        if epoch < epochs:
-            gan.fit(
-                stream(epoch * steps),
-                epochs=epochs,
-                initial_epoch=epoch,
-                steps_per_epoch=steps,
-                callbacks=all_callbacks,
-                **fit_options,
-            )
+        _fit(
+            gan,
+            lambda position: _stream(images, batch_size, gan.value_range, seed, position),
+            epoch=epoch,
+            done=done,
+            epochs=epochs,
+            steps=steps,
+            callbacks=[StopOnNonFinite(), *callbacks, *own],
+            verbose=verbose,
+        )
     except FloatingPointError as error:
         last = list_checkpoints(run / "checkpoints")[-1:] if run is not None else []
         where = f" The last good checkpoint is {last[0]}." if last else " There is no checkpoint."
@@ -312,7 +470,7 @@ def train(
 
 
 def load_run(run_dir):
-    """The GAN of a run folder with its newest checkpoint loaded, e.g. to draw samples.
+    """The GAN of a run folder with its newest checkpoint loaded, e.g. to draw samples (chapter 4).
 
     Built from RUN/run.json with this machine's default dtype policy; `gan.checkpoint`
     holds the checkpoint's counters (epoch, step, path). FileNotFoundError when the
@@ -330,7 +488,7 @@ def load_run(run_dir):
     if config.get("ada"):
         from ganlib.augment import AdaptiveAugmenter
 
-        augmenter = AdaptiveAugmenter()
+        augmenter = AdaptiveAugmenter(**(config.get("ada_options") or {}))
     gan = GAN.from_preset(
         config["model"],
         config["image_size"],

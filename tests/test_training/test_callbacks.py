@@ -15,7 +15,7 @@ from ganlib.training import (
     load_checkpoint,
 )
 
-from ._helpers import all_state, dataset, images, mlp_gan
+from ._helpers import all_state, dataset, images, mlp_gan, run_script
 
 
 def test_sample_grid_saves_the_same_noise_every_epoch(tmp_path):
@@ -116,3 +116,30 @@ def test_plot_history_from_a_dict_and_a_run(tmp_path):
     np.testing.assert_allclose(loss_ax.lines[1].get_ydata(), history["g_loss"])
     with pytest.raises(FileNotFoundError):
         plot_history(tmp_path / "missing")
+
+
+def test_reading_and_plotting_a_history_needs_no_tensorflow(tmp_path):
+    """A run's history.csv can be read and drawn without importing TensorFlow."""
+    result = run_script(
+        """
+        import json, sys
+        import matplotlib
+        matplotlib.use("Agg")
+        from ganlib.training.history import read_history, write_history
+        from ganlib.plotting import plot_history
+
+        run = sys.argv[1]
+        write_history(f"{run}/history.csv", [
+            {"epoch": 0, "d_loss": 0.7, "g_loss": 1.1, "d_real_accuracy": 0.6},
+            {"epoch": 1, "d_loss": 0.6, "g_loss": 1.3, "d_real_accuracy": 0.7},
+        ])
+        loss_ax, accuracy_ax = plot_history(run)
+        print(json.dumps({
+            "epochs": [row["epoch"] for row in read_history(f"{run}/history.csv")],
+            "lines": [len(loss_ax.get_lines()), len(accuracy_ax.get_lines())],
+            "imported": sorted({"tensorflow", "keras"} & set(sys.modules)),
+        }))
+        """,
+        tmp_path,
+    )
+    assert result == {"epochs": [0, 1], "lines": [2, 1], "imported": []}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ganlib import training
+from ganlib.data import toy_faces
 
 from ._helpers import (
     run_script,
@@ -159,3 +160,91 @@ def test_resumed_runs_end_where_an_uninterrupted_one_does(tmp_path):
     assert result["b"] == 0.0 and result["same_history"]
     assert result["resumed_from"] == [1, 2] and result["c"] == 0.0  # in the middle of epoch 1
     assert result["p"] > 0  # the augmenter did move, and was resumed along with the rest
+
+
+def test_train_takes_its_settings_by_name():
+    faces = np.zeros((8, 32, 32, 3), np.uint8)
+    with pytest.raises(TypeError):
+        training.train(faces, "improved", 32)  # a positional model or size is easy to misplace
+
+
+def test_ada_settings_reach_the_augmenter():
+    faces = toy_faces(16, 32)[0]
+    with pytest.raises(ValueError, match="ada_target only apply with ada=True"):
+        training.train(faces, image_size=32, width=0.125, batch_size=8, ada_target=0.6)
+    gan, _ = training.train(
+        faces,
+        image_size=32,
+        width=0.125,
+        epochs=1,
+        batch_size=8,
+        verbose=0,
+        grid=(1, 1),
+        ada=True,
+        ada_target=0.7,
+        ada_integration_steps=50,
+    )
+    assert (gan.augmenter.target_accuracy, gan.augmenter.integration_steps) == (0.7, 50)
+
+
+SMALL = dict(image_size=32, width=0.125, batch_size=8, verbose=0, grid=(1, 1))
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A run folder with one finished epoch of 2 steps (16 faces, batches of 8)."""
+    faces = toy_faces(16, 32)[0]
+    run = tmp_path_factory.mktemp("runs") / "run"
+    training.train(faces, **SMALL, epochs=1, run_dir=run)
+    return faces, run
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            dict(batch_size=4),
+            r"another batch size \(the run has 8, this call asks for 4; batch_size or --batch-size",
+        ),
+        (dict(steps_per_epoch=1), r"another steps per epoch \(the run has 2, this call asks for 1"),
+        (dict(seed=1), r"another seed \(the run has 0, this call asks for 1"),
+        (dict(reverse=True), r"another data \(the run has array of 16 images \(fingerprint \w+\)"),
+    ],
+)
+def test_resuming_with_another_data_position_is_refused(one_epoch_run, change, message):
+    faces, run = one_epoch_run
+    change = dict(change)
+    if change.pop("reverse", False):
+        faces = faces[::-1]  # the same images in another order: other data
+    before = json.loads((run / "run.json").read_text())
+    with pytest.raises(ValueError, match=message) as error:
+        training.train(faces, **{**SMALL, **change}, epochs=2, run_dir=run)
+    assert "another run folder (another --run)" in str(error.value)
+    assert json.loads((run / "run.json").read_text()) == before
+    assert len(training.read_history(run / "history.csv")) == 1  # nothing was trained
+
+
+def test_a_run_with_all_its_epochs_says_there_is_nothing_to_train(one_epoch_run, capsys):
+    faces, run = one_epoch_run
+    step = training.latest_checkpoint(run / "checkpoints")[1]["step"]
+    gan, history = training.train(faces, **{**SMALL, "verbose": "auto"}, epochs=1, run_dir=run)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [
+        f"run {run} already has 1 epoch; nothing to train (ask for more epochs to continue)"
+    ]
+    assert history["epoch"] == [0] and int(gan.global_step.numpy()) == step
+
+
+def test_a_run_json_from_before_the_position_keys_still_resumes(tmp_path):
+    faces = toy_faces(16, 32)[0]
+    run = tmp_path / "run"
+    training.train(faces, **SMALL, epochs=1, run_dir=run)
+    info = json.loads((run / "run.json").read_text())
+    for key in ("steps_per_epoch", "data_fingerprint", "ada_options"):
+        del info[key]  # what run.json held before these were recorded
+    (run / "run.json").write_text(json.dumps(info))
+    # the checkpoint still knows the epoch length
+    with pytest.raises(ValueError, match="another steps per epoch"):
+        training.train(faces, **SMALL, steps_per_epoch=1, epochs=2, run_dir=run)
+    _, history = training.train(faces[::-1], **SMALL, epochs=2, run_dir=run)  # data: unknown
+    assert history["epoch"] == [0, 1]
