@@ -1,10 +1,14 @@
-"""Where training runs: the tf.distribute strategy, mixed precision and XLA (chapter 4)."""
+"""Where training runs: the tf.distribute strategy (one machine or several), mixed precision and XLA (chapter 4)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -19,34 +23,139 @@ def _accelerator():
     return "cpu"
 
 
-_tpu_strategy = None
+_strategy = None  # a TPU or multi-worker strategy, made once per process
+
+
+def _cluster_workers():
+    """How many worker tasks (the chief included) TF_CONFIG describes; 0 without TF_CONFIG."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        cluster = resolver.cluster_spec().as_dict()
+    except ValueError as error:  # json.JSONDecodeError is a ValueError
+        raise ValueError(
+            f"TF_CONFIG is not a valid cluster description ({error}); set it as chapter 4 "
+            f"shows or unset it to train on this machine alone"
+        ) from None
+    return sum(len(cluster.get(job, ())) for job in ("chief", "worker"))
 
 
 def strategy():
-    """The tf.distribute strategy for this machine.
+    """The tf.distribute strategy for this process (chapter 4).
 
-    TPUStrategy on a Colab/Cloud TPU, MirroredStrategy over all GPUs when there
-    are two or more, otherwise the default (one-device) strategy. Build the GAN
-    and its optimizers under `strategy().scope()`; `fit` then splits each global
-    batch across the replicas.
+    MultiWorkerMirroredStrategy when the TF_CONFIG environment variable describes a
+    cluster of two or more workers; else TPUStrategy on a Colab/Cloud TPU,
+    MirroredStrategy over all GPUs when there are two or more, otherwise the default
+    (one-device) strategy. Build the GAN and its optimizers under
+    `strategy().scope()`; `fit` then splits each global batch across the replicas.
+
+    Across machines, call this (or `ganlib.train`) before anything else uses
+    TensorFlow in the process: collective ops can only be set up at startup. It waits
+    until every worker of the cluster has started. The TPU and multi-worker
+    strategies are made once per process and returned again on later calls.
     """
-    global _tpu_strategy
-    if _tpu_strategy is not None:  # connecting again would wipe the TPU's memory
-        return _tpu_strategy
+    global _strategy
+    # Made once: connecting to a TPU again wipes its memory, and collective ops are set
+    # up once per process.
+    if _strategy is not None:
+        return _strategy
+    if _cluster_workers() > 1:
+        try:
+            _strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"{error}: with TF_CONFIG set, call ganlib.training.strategy() (or "
+                f"ganlib.train) before any other TensorFlow work in this process, e.g. "
+                f"first thing in the script or notebook"
+            ) from None
+        return _strategy
     if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME") or glob.glob("/dev/accel*"):
         try:
             tpu = "" if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME") else "local"
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
-            _tpu_strategy = tf.distribute.TPUStrategy(resolver)
-            return _tpu_strategy
+            _strategy = tf.distribute.TPUStrategy(resolver)
+            return _strategy
         except (ValueError, RuntimeError, tf.errors.OpError):
             pass  # not a usable TPU after all: fall through to GPUs or the CPU
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) >= 2:
         return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
     return tf.distribute.get_strategy()
+
+
+def is_multi_worker(distribute):
+    """Whether `distribute` trains across several processes or machines (chapter 4)."""
+    return isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        distribute.cluster_resolver.cluster_spec().as_dict()
+    )
+
+
+def is_chief(distribute=None):
+    """Whether this process writes the run's files: always, except on a non-chief worker (chapter 4).
+
+    The chief is the task of type "chief" in TF_CONFIG, or worker 0 when there is none.
+    distribute: the strategy in use (default `strategy()`).
+    """
+    return bool((distribute or strategy()).extended.should_checkpoint)
+
+
+_throwaway = None  # this process's throw-away write folder on a non-chief worker
+
+
+def _remove_throwaway():
+    global _throwaway
+    if _throwaway is not None:
+        shutil.rmtree(_throwaway, ignore_errors=True)
+        _throwaway = None
+
+
+atexit.register(_remove_throwaway)
+
+
+def worker_run_dir(run_dir, distribute=None):
+    """The folder this process writes a run's files into (chapter 4).
+
+    `run_dir` itself on the chief. Every worker runs the same steps and callbacks, so
+    another worker writes its checkpoints, samples and history into a throw-away
+    folder instead: a fresh temporary one holding copies of run_dir's run.json and
+    history.csv (so its settings are checked and its history matches the chief's),
+    removed at the next call and when the process exits. None stays None.
+    """
+    if run_dir is None or is_chief(distribute):
+        return run_dir
+    global _throwaway
+    _remove_throwaway()
+    _throwaway = Path(tempfile.mkdtemp(prefix="ganlib-worker-"))
+    for name in ("run.json", "history.csv"):
+        if (Path(run_dir) / name).is_file():
+            shutil.copy2(Path(run_dir) / name, _throwaway / name)
+    return _throwaway
+
+
+def _rank1_logs(train_step):
+    def step(data):
+        return {name: tf.reshape(value, [1]) for name, value in train_step(data).items()}
+
+    return step
+
+
+def fit_across_workers(model, distribute):
+    """Let `model.fit` run under a multi-worker `distribute`; a no-op otherwise (chapter 4).
+
+    Keras 3's fit fails there in two ways. It averages each log over the workers with
+    `strategy.reduce("MEAN", value, axis=0)`, which cannot reduce the scalar logs every
+    train_step returns ("Invalid reduction dimension 0 for input with 0 dimensions",
+    tensorflow/tensorflow#72388), so the logs are handed over as one-element vectors
+    and come out as their mean over all workers. And with several steps per call each
+    step runs inside a tf.cond, where the cross-worker step fails ("You must feed a
+    value for placeholder tensor"), so each call runs one step.
+    """
+    if not is_multi_worker(distribute):
+        return
+    if "train_step" not in vars(model):  # wrap once, even if called again
+        model.train_step = _rank1_logs(model.train_step)
+    model.steps_per_execution = 1
 
 
 def _choice(value, what):
@@ -60,7 +169,7 @@ def _choice(value, what):
 
 
 def mixed_precision_policy(mode="auto", accelerator=None):
-    """Keras dtype policy name for `mode` ("auto", "on", "off") on `accelerator`.
+    """Keras dtype policy name for `mode` ("auto", "on", "off") on `accelerator` (chapter 4).
 
     auto: mixed_float16 on a GPU, mixed_bfloat16 on a TPU, float32 on the CPU.
     on: mixed_bfloat16 on a TPU, mixed_float16 elsewhere. off: float32.
@@ -73,10 +182,7 @@ def mixed_precision_policy(mode="auto", accelerator=None):
 
 
 def use_xla(mode="auto", accelerator=None):
-    """Whether to jit-compile the training step: auto means on GPUs and TPUs only.
-
-    On a 2-core CPU, XLA made the improved model's training step about 2.8 times slower.
-    """
+    """Whether to jit-compile the training step: auto means on GPUs and TPUs only (chapter 4)."""
     mode = _choice(mode, "xla")
     accelerator = accelerator or _accelerator()
     return mode == "on" or (mode == "auto" and accelerator != "cpu")
