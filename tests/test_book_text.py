@@ -1,0 +1,112 @@
+"""The book's text against its sources of truth: the repository URL and the bibliography."""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNC = ROOT / ".ci" / "sync_repository_url.py"
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+
+
+def _sync_module():
+    spec = importlib.util.spec_from_file_location("sync_repository_url", SYNC)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _config_url():
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+
+
+def _first_code_cell(path):
+    cells = json.loads(path.read_text())["cells"]
+    return "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+
+
+def test_there_are_seven_chapters():
+    assert len(CHAPTERS) == 7
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_install_cell_uses_the_config_url(path):
+    found = re.findall(r"git\+[^\s\"']+", _first_code_cell(path))
+    assert found == [f"git+{_config_url()}"], (
+        f"{path.name} installs from {found}, _config.yml says {_config_url()}: "
+        "run `python .ci/sync_repository_url.py`"
+    )
+
+
+def _tiny_book(root, url, install_url):
+    (root / "book").mkdir()
+    (root / "_config.yml").write_text(yaml.safe_dump({"repository": {"url": url}}))
+    (root / "_toc.yml").write_text(
+        yaml.safe_dump({"root": "book/intro", "parts": [{"chapters": [{"file": "book/01_x"}]}]})
+    )
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# A chapter"),
+            nbformat.v4.new_code_cell(f'package = "git+{install_url}"\nprint(package)'),
+            nbformat.v4.new_code_cell('other = "git+https://example.org/untouched"'),
+        ]
+    )
+    nbformat.write(notebook, root / "book" / "01_x.ipynb")
+    return root / "book" / "01_x.ipynb"
+
+
+def test_sync_script_rewrites_only_the_first_code_cell(tmp_path):
+    sync = _sync_module()
+    path = _tiny_book(tmp_path, "https://example.org/new-home/", "https://example.org/old-home")
+    assert sync.main(["--check"], root=tmp_path) == 1
+    assert sync.main([], root=tmp_path) == 0
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[1].source == 'package = "git+https://example.org/new-home"\nprint(package)'
+    assert cells[2].source == 'other = "git+https://example.org/untouched"'
+    assert sync.main(["--check"], root=tmp_path) == 0
+
+
+def _bib_keys():
+    text = (ROOT / "book" / "references.bib").read_text()
+    return re.findall(r"^@\w+\{([^,\s]+),", text, flags=re.MULTILINE)
+
+
+def _markdown_texts():
+    for path in CHAPTERS:
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                yield path.name, "".join(cell["source"])
+    for path in sorted((ROOT / "book").glob("*.md")):
+        yield path.name, path.read_text()
+
+
+def test_bibliography_keys_are_unique():
+    keys = _bib_keys()
+    assert len(keys) >= 11
+    assert len(keys) == len(set(keys))
+
+
+def test_every_citation_has_an_entry():
+    keys = set(_bib_keys())
+    missing = [
+        (name, key.strip())
+        for name, text in _markdown_texts()
+        for group in CITE.findall(text)
+        for key in group.split(",")
+        if key.strip() not in keys
+    ]
+    assert not missing, f"cited but not in book/references.bib: {missing}"
+
+
+def test_references_page_is_in_the_toc_and_lists_every_entry():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [entry["file"] for part in toc["parts"] for entry in part["chapters"]]
+    assert "book/references" in files
+    page = (ROOT / "book" / "references.md").read_text()
+    assert "```{bibliography}" in page and ":all:" in page
