@@ -39,6 +39,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from ganlib.common import IMAGE_SIZES
+
 PROG = "ganlib"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # The errors ganlib raises for bad input or a missing file, with a message that says what to do.
@@ -184,7 +186,11 @@ def _add_data(subparsers) -> None:
         "--preview", type=_writable_file, metavar="PNG", help="write a grid of the first images"
     )
     parser.add_argument(
-        "--image-size", type=int, choices=(32, 64), default=64, help="side in pixels (default 64)"
+        "--image-size",
+        type=int,
+        choices=IMAGE_SIZES,
+        default=64,
+        help="side in pixels (default 64)",
     )
     parser.add_argument(
         "--n", type=_positive_int, default=64, metavar="N", help="preview images (default 64)"
@@ -287,7 +293,7 @@ def _add_train(subparsers) -> None:
     parser.add_argument(
         "--image-size",
         type=int,
-        choices=(32, 64),
+        choices=IMAGE_SIZES,
         default=64,
         help="image side in pixels (default 64)",
     )

@@ -134,6 +134,26 @@ def atomic_write(path, mode="wb"):
             os.close(handle)
 
 
+def atomic_save(path, save):
+    """Call save(temporary) and rename the finished file to `path`, for writers that take a name.
+
+    Keras chooses its file format from the name (.keras, .weights.h5), so the temporary
+    name keeps `path`'s suffixes; like `atomic_write`, a process killed midway leaves the
+    old file or the new one, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffixes}")
+    try:
+        save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
 def cache_root(cache_dir=None) -> Path:
     """Where ganlib caches downloads and trained helper networks: cache_dir, else
     $GANLIB_CACHE, else ~/.cache/ganlib."""

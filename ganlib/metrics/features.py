@@ -17,10 +17,10 @@ import tensorflow as tf
 
 from ganlib.common import (
     IMAGE_SIZES,
+    atomic_save,
     atomic_write,
     cache_root,
     check_image_size,
-    temporary_name,
     to_uint8,
 )
 from ganlib.data.toy_faces import FACTOR_NAMES, FACTOR_SIZES, toy_faces
@@ -195,15 +195,8 @@ class DomainFeatures(_Extractor):
             info = json.loads(self.info_path.read_text())
         else:
             info = self._train(verbose)
-            # Keras writes weights to a path by name (ending .weights.h5), so the file is
-            # saved under a unique temporary name and renamed: a parallel run never sees half a file.
-            root.mkdir(parents=True, exist_ok=True)
-            temporary = temporary_name(self.weights_path).with_suffix(".weights.h5")
-            try:
-                self.classifier.save_weights(temporary)
-                os.replace(temporary, self.weights_path)
-            finally:
-                temporary.unlink(missing_ok=True)
+            # Renamed into place once complete: a parallel run never sees half a file.
+            atomic_save(self.weights_path, self.classifier.save_weights)
             with atomic_write(self.info_path, "w") as file:
                 file.write(json.dumps(info, indent=2))
         self.accuracy = info["accuracy"]

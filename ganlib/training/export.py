@@ -8,14 +8,12 @@ without ganlib) can draw samples with `keras.models.load_model`.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from ganlib.common import atomic_write
+from ganlib.common import atomic_save, atomic_write
 from ganlib.training.devices import _dtype_policy
 from ganlib.training.runs import load_run
 
@@ -74,16 +72,7 @@ def export_generator(run_dir, out):
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Keras writes its format only to names ending in .keras, so the temporary file
-    # (renamed into place once complete, like ganlib's checkpoints) must end that way too.
-    temporary = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.keras")
-    try:
-        generator.save(temporary)
-        os.replace(temporary, out)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    atomic_save(out, generator.save)
     with atomic_write(out.with_suffix(".json"), "w") as file:
         file.write(json.dumps(meta, indent=2) + "\n")
     return meta
