@@ -306,14 +306,7 @@ def _add_train(subparsers) -> None:
         metavar="B",
         help="real images per update (default: the preset's)",
     )
-    parser.add_argument(
-        "--run",
-        dest="run_dir",
-        type=Path,
-        required=True,
-        metavar="FOLDER",
-        help="run folder, e.g. runs/faces",
-    )
+    _add_run(parser, "run folder, e.g. runs/faces")
     parser.add_argument(
         "--steps-per-epoch", type=_positive_int, metavar="K", help="default: images // batch size"
     )
@@ -448,6 +441,12 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_run(parser, help_text) -> None:
+    parser.add_argument(
+        "--run", dest="run_dir", type=Path, required=True, metavar="FOLDER", help=help_text
+    )
+
+
 def _add_sample(subparsers) -> None:
     parser = subparsers.add_parser(
         "sample",
@@ -455,14 +454,7 @@ def _add_sample(subparsers) -> None:
         description="Draw samples from the newest checkpoint of a run folder (the EMA "
         "generator when the run has one) and save them as one grid.",
     )
-    parser.add_argument(
-        "--run",
-        dest="run_dir",
-        type=Path,
-        required=True,
-        metavar="FOLDER",
-        help="run folder made by train",
-    )
+    _add_run(parser, "run folder made by train")
     parser.add_argument(
         "--n", type=_positive_int, default=64, metavar="N", help="number of samples (default 64)"
     )
@@ -504,14 +496,7 @@ def _add_export(subparsers) -> None:
         "when the run has one) as a .keras file, and next to it a .json file with the "
         "latent size and the output value range, which the .keras file does not keep.",
     )
-    parser.add_argument(
-        "--run",
-        dest="run_dir",
-        type=Path,
-        required=True,
-        metavar="FOLDER",
-        help="run folder made by train",
-    )
+    _add_run(parser, "run folder made by train")
     parser.add_argument(
         "--out",
         type=_keras_file,

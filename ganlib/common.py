@@ -69,12 +69,17 @@ def value_range_of(images, value_range=None):
         if np.issubdtype(images.dtype, np.integer):
             return 0.0, 255.0
         value_range = (-1.0, 1.0) if images.size and images.min() < 0 else (0.0, 1.0)
+    return check_value_range(value_range)
+
+
+def check_value_range(value_range):
+    """`value_range` as (low, high) floats with low < high, else a ValueError that says so."""
     try:
         low, high = (float(v) for v in value_range)
     except (TypeError, ValueError):
         raise ValueError(f"value_range must be (low, high), got {value_range!r}") from None
     if not high > low:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
     return low, high
 
 

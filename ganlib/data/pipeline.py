@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ganlib.common import check_image_size, check_int
+from ganlib.common import check_image_size, check_int, check_value_range
 
 
 class _Required:
@@ -64,12 +64,7 @@ def image_dataset(
         raise ValueError(
             f"batch_size must be an integer from 1 to the number of images ({n}), got {batch_size!r}"
         )
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"value_range must be (low, high), got {value_range!r}") from None
-    if not high > low:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+    low, high = check_value_range(value_range)
     skip_batches = check_int(skip_batches, "skip_batches", 0)
 
     import tensorflow as tf

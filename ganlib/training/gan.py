@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganlib import models as _models
-from ganlib.common import check_int
+from ganlib.common import check_int, check_value_range
 from ganlib.training.callbacks import StopOnNonFinite
 from ganlib.training.checkpoints import Checkpoints, load_checkpoint
 from ganlib.training.devices import use_xla
@@ -63,13 +63,7 @@ def _value_range(generator, value_range):
             raise ValueError(
                 f"{error}; pass value_range=(low, high) to GAN, e.g. (-1, 1) for a tanh output"
             ) from None
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        low = high = None
-    if low is None or not low < high:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
-    return low, high
+    return check_value_range(value_range)
 
 
 def _uses_float16(model):
