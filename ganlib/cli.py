@@ -271,6 +271,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _smoothing(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1 (e.g. 0.1), got {text}")
+    return value
+
+
 def _decay(text: str) -> float:
     value = _number(text)
     if not 0 < value < 1:
@@ -358,6 +372,43 @@ def _add_train(subparsers) -> None:
         metavar="STEPS",
         help="also checkpoint every STEPS steps",
     )
+    # The cures of mode collapse (chapter 4), as in ganlib.train.
+    parser.add_argument(
+        "--loss",
+        choices=("bce", "hinge", "wgan-gp"),
+        default="bce",
+        help="the GAN loss (default bce, the non-saturating cross-entropy)",
+    )
+    parser.add_argument(
+        "--gp-weight",
+        type=_non_negative_float,
+        default=10.0,
+        metavar="W",
+        help="gradient penalty weight of --loss wgan-gp (default 10)",
+    )
+    parser.add_argument(
+        "--r1-gamma",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="G",
+        help="R1 penalty on real images, (G/2) * mean squared gradient (default 0: off)",
+    )
+    parser.add_argument(
+        "--spectral-norm",
+        action="store_true",
+        help="spectral normalisation of the discriminator's layers",
+    )
+    parser.add_argument(
+        "--minibatch-std",
+        action="store_true",
+        help="a minibatch standard deviation feature map in the discriminator",
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=_smoothing,
+        metavar="S",
+        help="label real images 1 - S (bce only; default: the preset's)",
+    )
     parser.set_defaults(run=_run_train, tensorflow=True, out_of_memory=_train_out_of_memory)
 
 
@@ -409,6 +460,12 @@ def _run_train(args) -> int:
             ada=args.ada,
             kid_every=args.kid_every,
             checkpoint_every=args.checkpoint_every,
+            loss=args.loss,
+            gp_weight=args.gp_weight,
+            r1_gamma=args.r1_gamma,
+            spectral_norm=args.spectral_norm,
+            minibatch_std=args.minibatch_std,
+            label_smoothing=args.label_smoothing,
             verbose=1,
         )
     except FloatingPointError as error:

@@ -42,6 +42,7 @@ __all__ = [
     "cifar_discriminator",
     "latent_dim",
     "value_range",
+    "MinibatchStd",
     "MODEL_NAMES",
     "VALUE_RANGES",
     "DEFAULT_LATENT_DIM",
@@ -110,11 +111,71 @@ def _generator(inputs, outputs, name, value_range):
     return model
 
 
-def _discriminator_head(x):
+def _discriminator_head(x, spectral_norm=False):
     """Linear logit, then its sigmoid as a separate layer so the logit can be reached."""
-    logit = layers.Dense(1, name="logit")(x)
+    logit = _normed(layers.Dense(1, name="logit"), spectral_norm)(x)
     probability = layers.Activation("sigmoid", name="probability")(logit)
     return probability
+
+
+def _normed(layer, spectral_norm):
+    """`layer`, or `layer` inside SpectralNormalization, which then takes its name.
+
+    The wrapper carries the name (so ``get_layer("logit")`` still finds the logit) and
+    the wrapped layer is renamed ``NAME_inner``. Keras's wrapper divides the kernel by
+    its largest singular value (one power iteration per call) on each training-mode
+    call and stores the result in the kernel, so the kernel itself is the normalised one.
+    """
+    if not spectral_norm:
+        return layer
+    name = layer.name
+    layer.name = f"{name}_inner"
+    return layers.SpectralNormalization(layer, name=name)
+
+
+@keras.saving.register_keras_serializable(package="ganlib")
+class MinibatchStd(layers.Layer):
+    """Appends the batch's spread as one more feature map (chapter 4).
+
+    inputs float (n, h, w, c) -> (n, h, w, c + 1). The new map holds, for each image,
+    the mean over pixels and channels of the standard deviation across its group of
+    images: std over the group per (pixel, channel), biased (divided by the group size),
+    sqrt(variance + 1e-8). group_size: None takes the whole batch as one group; an int
+    g splits it into g-image groups, image i in group i mod (n / g); n must then be a
+    multiple of g (min(g, n) for smaller batches). A collapsed batch, all images alike,
+    shows a std near 0, which the discriminator can learn to call fake. The statistic
+    is of the batch the layer is called on: the GAN passes real and generated images
+    separately, so each kind is measured on its own.
+    """
+
+    def __init__(self, group_size=None, **kwargs):
+        super().__init__(**kwargs)
+        if group_size is not None and (
+            isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1
+        ):
+            raise ValueError(f"group_size must be a positive integer or None, got {group_size!r}")
+        self.group_size = group_size
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+        groups = n if self.group_size is None else keras.ops.minimum(self.group_size, n)
+        # The statistic in float32 also under mixed precision: a variance of nearly
+        # identical images is too small for float16.
+        x = keras.ops.cast(inputs, "float32")
+        x = keras.ops.reshape(x, (groups, -1, h, w, c))
+        variance = keras.ops.mean(keras.ops.square(x - keras.ops.mean(x, axis=0)), axis=0)
+        spread = keras.ops.mean(keras.ops.sqrt(variance + 1e-8), axis=(1, 2, 3))  # (n / g,)
+        spread = keras.ops.tile(spread, (groups,))  # image i gets its group i mod (n / g)
+        spread = keras.ops.cast(spread, inputs.dtype)
+        feature = keras.ops.ones((n, h, w, 1), dtype=inputs.dtype) * spread[:, None, None, None]
+        return keras.ops.concatenate([inputs, feature], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], None if input_shape[-1] is None else input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
 
 
 # --------------------------------------------------------------------------- MLP
@@ -177,12 +238,16 @@ def mlp_generator(
     return _generator(z, x, f"mlp_generator_{_mlp_suffix(shape)}", value_range)
 
 
-def mlp_discriminator(image_size=32, hidden=(512, 256), channels=3, width=1.0, data_shape=None):
+def mlp_discriminator(
+    image_size=32, hidden=(512, 256), channels=3, width=1.0, data_shape=None, spectral_norm=False
+):
     """Dense discriminator: data -> Flatten -> Dense+ReLU per `hidden` -> logit -> probability.
     Explained in chapter 1.
 
     Input float32 (n, s, s, channels) images or (n, d) vectors (see `mlp_generator`);
     output float32 (n, 1) probabilities in [0, 1]. `width` scales the hidden units.
+    spectral_norm: wrap every Dense layer, the logit's too, in SpectralNormalization
+    (chapter 4).
     """
     shape = _mlp_data_shape(image_size, channels, data_shape)
     width = _check_width(width)
@@ -190,8 +255,9 @@ def mlp_discriminator(image_size=32, hidden=(512, 256), channels=3, width=1.0, d
     inputs = keras.Input(shape, name="data")
     x = layers.Flatten(name="flatten")(inputs) if len(shape) == 3 else inputs
     for i, units in enumerate(hidden):
-        x = layers.Dense(_scaled(units, width), activation="relu", name=f"dense_{i}")(x)
-    outputs = _discriminator_head(x)
+        dense = layers.Dense(_scaled(units, width), activation="relu", name=f"dense_{i}")
+        x = _normed(dense, spectral_norm)(x)
+    outputs = _discriminator_head(x, spectral_norm)
     return keras.Model(inputs, outputs, name=f"mlp_discriminator_{_mlp_suffix(shape)}")
 
 
@@ -222,25 +288,30 @@ def baseline_generator(image_size=64, latent_dim=128, width=1.0):
     return _generator(z, x, f"baseline_generator_{image_size}", VALUE_RANGES["baseline"])
 
 
-def baseline_discriminator(image_size=64, width=1.0):
+def baseline_discriminator(image_size=64, width=1.0, spectral_norm=False, minibatch_std=False):
     """The Keras CelebA DCGAN discriminator: float32 (n, s, s, 3) in [0, 1] -> (n, 1) probability.
     Explained in chapter 3.
 
     Conv2D 64, 128, 128 (kernel 4, stride 2, same) each with LeakyReLU(0.2), Flatten,
     Dropout 0.2, Dense 1. 404,801 parameters at 64 px, 398,657 at 32 px.
+    spectral_norm: wrap every Conv2D and Dense, the logit's too, in SpectralNormalization
+    (chapter 4). minibatch_std: a `MinibatchStd` layer before the last Conv2D (chapter 4).
     """
     image_size = check_image_size(image_size, IMAGE_SIZES, "baseline image_size")
     width = _check_width(width)
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
     for i, filters in enumerate((64, 128, 128)):
-        x = layers.Conv2D(_scaled(filters, width), 4, strides=2, padding="same", name=f"conv_{i}")(
-            x
+        if minibatch_std and i == 2:
+            x = MinibatchStd(name="minibatch_std")(x)
+        conv = layers.Conv2D(
+            _scaled(filters, width), 4, strides=2, padding="same", name=f"conv_{i}"
         )
+        x = _normed(conv, spectral_norm)(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"conv_{i}_act")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.2, name="dropout")(x)
-    outputs = _discriminator_head(x)
+    outputs = _discriminator_head(x, spectral_norm)
     return keras.Model(images, outputs, name=f"baseline_discriminator_{image_size}")
 
 
@@ -282,7 +353,9 @@ def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="neare
     return _generator(z, x, f"improved_generator_{image_size}{suffix}", VALUE_RANGES["improved"])
 
 
-def improved_discriminator(image_size=64, width=1.0, pooling="average"):
+def improved_discriminator(
+    image_size=64, width=1.0, pooling="average", spectral_norm=False, minibatch_std=False
+):
     """The improved discriminator of the anime-face DCGAN project (chapter 3).
 
     float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
@@ -294,6 +367,8 @@ def improved_discriminator(image_size=64, width=1.0, pooling="average"):
     pooling: "average" (GlobalAveragePooling2D, what was run) or "flatten" (the usual
     DCGAN head, 1,334,401 parameters at 64 px; the same network at 32 px, where the
     last feature map is 1x1).
+    spectral_norm: wrap every Conv2D and Dense, the logit's too, in SpectralNormalization
+    (chapter 4). minibatch_std: a `MinibatchStd` layer before the last Conv2D (chapter 4).
     """
     image_size = check_image_size(image_size, IMAGE_SIZES, "improved image_size")
     width = _check_width(width)
@@ -301,9 +376,12 @@ def improved_discriminator(image_size=64, width=1.0, pooling="average"):
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
     for i, (filters, padding) in enumerate(((32, "same"), (128, "valid"), (128, "valid"))):
-        x = layers.Conv2D(_scaled(filters, width), 5, strides=2, padding=padding, name=f"conv_{i}")(
-            x
+        if minibatch_std and i == 2:
+            x = MinibatchStd(name="minibatch_std")(x)
+        conv = layers.Conv2D(
+            _scaled(filters, width), 5, strides=2, padding=padding, name=f"conv_{i}"
         )
+        x = _normed(conv, spectral_norm)(x)
         x = layers.LeakyReLU(name=f"conv_{i}_act")(x)
         if i == 1:
             x = layers.Dropout(0.25, name=f"conv_{i}_dropout")(x)
@@ -311,10 +389,10 @@ def improved_discriminator(image_size=64, width=1.0, pooling="average"):
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     else:
         x = layers.Flatten(name="pool")(x)
-    x = layers.Dense(_scaled(256, width), name="dense")(x)
+    x = _normed(layers.Dense(_scaled(256, width), name="dense"), spectral_norm)(x)
     x = layers.LeakyReLU(name="dense_act")(x)
     x = layers.Dropout(0.5, name="dense_dropout")(x)
-    outputs = _discriminator_head(x)
+    outputs = _discriminator_head(x, spectral_norm)
     suffix = "" if pooling == "average" else "_flatten"
     return keras.Model(images, outputs, name=f"improved_discriminator_{image_size}{suffix}")
 
@@ -363,7 +441,7 @@ def cifar_generator(image_size=32, latent_dim=128, width=1.0):
     return _generator(z, x, f"cifar_generator_{image_size}", VALUE_RANGES["cifar"])
 
 
-def cifar_discriminator(image_size=32, width=1.0):
+def cifar_discriminator(image_size=32, width=1.0, spectral_norm=False, minibatch_std=False):
     """The CIFAR DCGAN project's discriminator (chapter 6).
 
     float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
@@ -371,20 +449,26 @@ def cifar_discriminator(image_size=32, width=1.0):
     Three Conv2D (64, 128, 256 filters; kernel 4, stride 2, same), each followed by
     LeakyReLU(0.2), the last two with BatchNormalization before it (none on the first,
     which sees the raw images, as in the DCGAN paper); Flatten; Dense 1.
+    spectral_norm: wrap every Conv2D and the logit's Dense in SpectralNormalization
+    (chapter 4); the BatchNormalization layers stay. minibatch_std: a `MinibatchStd`
+    layer before the last Conv2D (chapter 4).
     """
     image_size = check_image_size(image_size, IMAGE_SIZES, "cifar image_size")
     width = _check_width(width)
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
     for i, filters in enumerate(CIFAR_DISCRIMINATOR_FILTERS):
-        x = layers.Conv2D(
+        if minibatch_std and i == len(CIFAR_DISCRIMINATOR_FILTERS) - 1:
+            x = MinibatchStd(name="minibatch_std")(x)
+        conv = layers.Conv2D(
             _scaled(filters, width), 4, strides=2, padding="same", use_bias=i == 0, name=f"conv_{i}"
-        )(x)
+        )
+        x = _normed(conv, spectral_norm)(x)
         if i > 0:
             x = layers.BatchNormalization(momentum=_CIFAR_BN_MOMENTUM, name=f"conv_{i}_bn")(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"conv_{i}_act")(x)
     x = layers.Flatten(name="flatten")(x)
-    outputs = _discriminator_head(x)
+    outputs = _discriminator_head(x, spectral_norm)
     return keras.Model(images, outputs, name=f"cifar_discriminator_{image_size}")
 
 

@@ -391,7 +391,11 @@ def test_build_pair_routes_options_and_latent_dim():
         (("improved", 32), {"pooling": "max"}, "average.*flatten"),
         (("baseline", 32), {"upsample": "nearest"}, "unknown option 'upsample'"),
         (("cifar", 32), {"dropout": 0.3}, "unknown option 'dropout'"),
-        (("improved", 32), {"hidden": (8,)}, "valid options: pooling, upsample"),
+        (
+            ("improved", 32),
+            {"hidden": (8,)},
+            "valid options: minibatch_std, pooling, spectral_norm, upsample",
+        ),
         (("improved", 32), {"latent_dim": 0}, "latent_dim"),
     ],
 )
@@ -424,3 +428,57 @@ def test_latent_dim_helper():
     assert models.latent_dim(models.cifar_generator(32, latent_dim=7, width=0.25)) == 7
     with pytest.raises(ValueError, match="noise input"):
         models.latent_dim(models.cifar_discriminator(32, width=0.25))
+
+
+# --------------------------------------------------------------------------- cures (chapter 4)
+
+
+def _numpy_minibatch_std(x, group_size=None):
+    """The MinibatchStd definition, written out: per group, biased std over images, then means."""
+    n = len(x)
+    members = n // (group_size or n)  # groups: images i, i + members, i + 2 * members, ...
+    spread = np.empty(n)
+    for i in range(n):
+        group = x[i % members :: members].astype(np.float64)
+        spread[i] = np.sqrt(group.var(axis=0) + 1e-8).mean()
+    feature = np.broadcast_to(spread[:, None, None, None], (*x.shape[:-1], 1))
+    return np.concatenate([x, feature], axis=-1)
+
+
+@pytest.mark.parametrize("group_size", [None, 3, 6])
+def test_minibatch_std_is_the_mean_std_over_the_group(group_size):
+    x = np.random.default_rng(0).normal(size=(6, 3, 3, 2)).astype(np.float32)
+    layer = models.MinibatchStd(group_size=group_size)
+    out = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_allclose(out, _numpy_minibatch_std(x, group_size), rtol=1e-5, atol=1e-6)
+    if group_size == 3:  # two groups, so two different values
+        assert not np.allclose(out[0, ..., -1], out[1, ..., -1])
+    collapsed = keras.ops.convert_to_numpy(layer(np.repeat(x[:1], 6, axis=0)))
+    np.testing.assert_allclose(collapsed[..., -1], 1e-4, rtol=1e-3)  # sqrt(0 + 1e-8)
+    again = models.MinibatchStd.from_config(layer.get_config())
+    assert again.group_size == group_size
+
+
+def test_minibatch_std_refuses_a_bad_group_size():
+    with pytest.raises(ValueError, match="group_size must be a positive integer or None"):
+        models.MinibatchStd(group_size=0)
+
+
+@pytest.mark.parametrize("family", CONV_FAMILIES)
+def test_cure_options_reach_the_discriminator(family):
+    plain = models.build_pair(family, 32, width=0.125)[1]
+    _, discriminator = models.build_pair(
+        family, 32, width=0.125, spectral_norm=True, minibatch_std=True
+    )
+    _check_discriminator(discriminator, 32)
+    # minibatch std sits right before the last convolution, which sees one more channel
+    last_conv = discriminator.get_layer("conv_2")
+    assert last_conv.input.shape[-1] == plain.get_layer("conv_2").input.shape[-1] + 1
+    assert discriminator.get_layer("minibatch_std").output is last_conv.input
+    # every layer with a kernel is wrapped, the logit included, and keeps its name
+    kernels = [layer.name for layer in plain.layers if hasattr(layer, "kernel")]
+    assert "logit" in kernels
+    for name in kernels:
+        assert isinstance(discriminator.get_layer(name), layers.SpectralNormalization), name
+    assert not any(isinstance(layer, layers.SpectralNormalization) for layer in plain.layers)
+    assert "minibatch_std" not in [layer.name for layer in plain.layers]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -98,10 +100,38 @@ def _batch_norm_layers(model):
 
 # The random streams of one training step. Each draws from the stateless seed
 # (noise seed, counter); the counter layout of streams 0-3 is that of earlier ganlib
-# versions, so their runs keep their noise, and the augmentation streams count down
-# from -1 so that no two (step, stream) pairs share a seed.
+# versions, so their runs keep their noise, and streams 4-7 count down from -1 so that
+# no two (step, stream) pairs share a seed. Stream 7 is the last free slot of that
+# layout: a further stream needs a new one.
 D_NOISE, G_NOISE, REAL_LABELS, FAKE_LABELS = 0, 1, 2, 3
 D_REAL_AUGMENT, D_FAKE_AUGMENT, G_FAKE_AUGMENT = 4, 5, 6
+GP_MIX = 7  # the WGAN-GP interpolation weights
+
+LOSSES = ("bce", "hinge", "wgan-gp")
+
+
+def check_loss_options(
+    loss="bce", gp_weight=10.0, r1_gamma=0.0, label_smoothing=0.0, label_noise=0.0
+):
+    """ValueError unless these are valid `GAN.compile` settings (chapter 4)."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    if not 0.0 <= label_noise <= 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5], got {label_noise!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if loss != "bce" and (label_smoothing or label_noise):
+        raise ValueError(
+            f"label_smoothing and label_noise apply to the 'bce' loss only (its labels); "
+            f"leave them at 0 with loss={loss!r}, or use loss='bce'"
+        )
+    for value, what in ((gp_weight, "gp_weight"), (r1_gamma, "r1_gamma")):
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool)
+            or not 0 <= value < np.inf
+        ):
+            raise ValueError(f"{what} must be a number >= 0 (0 turns it off), got {value!r}")
 
 
 class GAN(keras.Model):
@@ -188,6 +218,7 @@ class GAN(keras.Model):
         self.aug_p_tracker = keras.metrics.Mean(name="aug_p")
         self.d_optimizer = self.g_optimizer = None
         self.label_smoothing = self.label_noise = 0.0
+        self.gan_loss, self.gp_weight, self.r1_gamma = "bce", 10.0, 0.0
         # A plain dict (Keras would wrap an attribute dict into a tracked one).
         object.__setattr__(self, "preset", None)
         self._step_offset = 0  # steps of the current epoch done before this fit() call
@@ -208,6 +239,10 @@ class GAN(keras.Model):
         seed=None,
         jit_compile="auto",
         steps_per_execution=1,
+        loss="bce",
+        gp_weight=10.0,
+        r1_gamma=0.0,
+        label_smoothing=None,
         **model_options,
     ):
         """A compiled GAN with PRESETS[name]'s models (ganlib.models.build_pair) and optimizers (chapter 4).
@@ -215,6 +250,10 @@ class GAN(keras.Model):
         learning_rate: the discriminator's Adam learning rate; the generator's keeps the
         preset's ratio (2x for "improved"). `gan.preset` records every setting, batch size
         included. Call it under a strategy's scope to train on several devices.
+        loss, gp_weight, r1_gamma: as in `compile`. label_smoothing: None keeps the
+        preset's. With loss "hinge" or "wgan-gp" the preset's label smoothing and label
+        noise are dropped (they are tricks of the "bce" loss). model_options go to
+        `build_pair`, e.g. spectral_norm=True or minibatch_std=True for the discriminator.
 
         steps_per_execution: training steps per call into TensorFlow, an int >= 1; more
         than one spares Keras's per-step Python work and trains the same weights step for
@@ -234,6 +273,12 @@ class GAN(keras.Model):
             ratio = preset["g_learning_rate"] / preset["d_learning_rate"]
             preset["d_learning_rate"] = float(learning_rate)
             preset["g_learning_rate"] = float(learning_rate) * ratio
+        if label_smoothing is not None:
+            preset["label_smoothing"] = float(label_smoothing)
+        elif loss != "bce":
+            preset["label_smoothing"] = 0.0
+        if loss != "bce":
+            preset["label_noise"] = 0.0
         generator, discriminator = _models.build_pair(
             preset["model"], image_size, latent_dim=latent_dim, width=width, **model_options
         )
@@ -245,6 +290,9 @@ class GAN(keras.Model):
             label_noise=preset["label_noise"],
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
+            loss=loss,
+            gp_weight=gp_weight,
+            r1_gamma=r1_gamma,
         )
         preset.update(
             name=name,
@@ -253,6 +301,10 @@ class GAN(keras.Model):
             latent_dim=gan.latent_dim,
             ema=ema,
             augmenter=augmenter is not None,
+            loss=gan.gan_loss,
+            gp_weight=gan.gp_weight,
+            r1_gamma=gan.r1_gamma,
+            model_options=dict(model_options),
         )
         object.__setattr__(gan, "preset", preset)
         return gan
@@ -265,20 +317,32 @@ class GAN(keras.Model):
         label_noise=0.0,
         jit_compile="auto",
         steps_per_execution=1,
+        loss="bce",
+        gp_weight=10.0,
+        r1_gamma=0.0,
         **kwargs,
     ):
-        """Set the two optimizers (default: Adam 2e-4, beta_1 0.5) and the label tricks (chapter 4).
+        """Set the two optimizers (default: Adam 2e-4, beta_1 0.5), the loss and its tricks (chapter 4).
 
+        loss, with d = the discriminator's logit, x real and G(z) generated images:
+        "bce" (default): non-saturating cross-entropy, D minimises
+        0.5 * (BCE(d(x), 1) + BCE(d(G(z)), 0)), G minimises BCE(d(G(z)), 1).
+        "hinge": D minimises mean(relu(1 - d(x))) + mean(relu(1 + d(G(z)))), G -mean(d(G(z))).
+        "wgan-gp": D minimises mean(d(G(z))) - mean(d(x)) + gp_weight *
+        mean((||grad d(x_hat)||_2 - 1)^2) at x_hat = e * x + (1 - e) * G(z), e ~ U(0, 1)
+        per image (drawn from the GAN's seed and step); G minimises -mean(d(G(z))).
+        For every loss the logged accuracies count d > 0 as "real".
+        r1_gamma: adds (r1_gamma / 2) * mean(||grad_x d(x)||^2) over the real images to
+        D's loss (0: off), taken at what D sees, i.e. after the augmenter if there is one;
+        the interpolates x_hat are likewise made of augmented images. With BatchNorm or
+        minibatch std in D an image's gradient also reaches through the batch statistics.
         label_smoothing: real images are labelled 1 - label_smoothing (one-sided).
         label_noise: each discriminator label moves towards 0.5 by up to this much,
-        uniformly at random (the Keras CelebA example uses 0.05).
+        uniformly at random (the Keras CelebA example uses 0.05). Both: "bce" only.
         jit_compile: "auto" uses XLA on GPUs and TPUs only. With mixed_float16 models
         the optimizers are wrapped in LossScaleOptimizer.
         """
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        if not 0.0 <= label_noise <= 0.5:
-            raise ValueError(f"label_noise must be in [0, 0.5], got {label_noise!r}")
+        check_loss_options(loss, gp_weight, r1_gamma, label_smoothing, label_noise)
         if jit_compile == "auto":
             jit_compile = use_xla("auto")
         super().compile(
@@ -297,6 +361,7 @@ class GAN(keras.Model):
             raise ValueError("the generator and the discriminator need two optimizer objects")
         self.label_smoothing = float(label_smoothing)
         self.label_noise = float(label_noise)
+        self.gan_loss, self.gp_weight, self.r1_gamma = loss, float(gp_weight), float(r1_gamma)
         # Create the optimizers' variables now, under the model's strategy: made lazily
         # inside a replica's step they would not be mirrored.
         self.build_optimizers()
@@ -382,55 +447,134 @@ class GAN(keras.Model):
     def _logit(self, images):
         return tf.cast(self._logits(images, training=True), tf.float32)
 
-    def discriminator_step(self, real_images, noise):
-        """One discriminator update on real_images and generator(noise); dict of local values (chapter 4)."""
-        batch = tf.shape(real_images)[0]
+    def discriminator_loss(self, real_images, noise):
+        """D's loss on real_images and generator(noise): the float32 scalar its step minimises (chapter 4).
+
+        The loss `compile` chose, penalties included; the mean over the batch (on several
+        replicas, this replica's sum over the global batch). Runs both networks in
+        training mode and draws this step's augmentations and interpolation weights.
+        """
+        return self._discriminator_objective(*self._discriminator_inputs(real_images, noise))[0]
+
+    def generator_loss(self, noise):
+        """G's loss on generator(noise), float32 scalar: what its step minimises (chapter 4)."""
+        return self._generator_objective(noise)[0]
+
+    def _discriminator_inputs(self, real_images, noise):
+        """(real, generated) images as the discriminator sees them, augmented if so set."""
+        fake_images = self.generator(noise, training=True)
+        real_images = tf.convert_to_tensor(real_images)  # a tensor, so R1 can watch it
+        return self._augment(real_images, D_REAL_AUGMENT), self._augment(
+            fake_images, D_FAKE_AUGMENT
+        )
+
+    def _discriminator_objective(self, real_in, fake_in):
+        """(loss over the global batch, logs of this replica's batch, real accuracy per image)."""
+        batch = tf.shape(real_in)[0]
         replicas, _ = _replicas()
         global_batch = tf.cast(batch * replicas, tf.float32)
-        fake_images = self.generator(noise, training=True)
-        real_in = self._augment(real_images, D_REAL_AUGMENT)
-        fake_in = self._augment(fake_images, D_FAKE_AUGMENT)
-        real_labels, fake_labels = self._labels(batch)
-        variables = self.discriminator.trainable_variables
-        with tf.GradientTape() as tape:
-            # Two passes, not one on the concatenation: a BatchNorm layer (if any) then
-            # normalises real and generated images each by their own batch statistics.
-            real_logits, fake_logits = self._logit(real_in), self._logit(fake_in)
+        # Two passes, not one on the concatenation: a BatchNorm layer (if any) then
+        # normalises real and generated images each by their own batch statistics, and
+        # a minibatch-std layer measures the spread of each kind on its own.
+        if self.r1_gamma:
+            with tf.GradientTape(watch_accessed_variables=False) as input_tape:
+                input_tape.watch(real_in)
+                real_logits = self._logit(real_in)
+                total = tf.reduce_sum(real_logits)  # in the tape: the sum is part of the path
+            # Inside the step's own tape: the penalty's gradient reaches D's weights.
+            real_gradients = input_tape.gradient(total, real_in)
+        else:
+            real_logits = self._logit(real_in)
+        fake_logits = self._logit(fake_in)
+        if self.gan_loss == "bce":
+            real_labels, fake_labels = self._labels(batch)
             real_losses = tf.nn.sigmoid_cross_entropy_with_logits(real_labels, real_logits)
             fake_losses = tf.nn.sigmoid_cross_entropy_with_logits(fake_labels, fake_logits)
-            # Divided by the GLOBAL batch: the optimizer sums the replicas' gradients, so
-            # the sum is the gradient of the mean over the whole batch.
-            loss = 0.5 * (tf.reduce_sum(real_losses) + tf.reduce_sum(fake_losses)) / global_batch
+            weight = 0.5  # the mean of the two halves, as BCE on the joint batch would be
+        elif self.gan_loss == "hinge":
+            real_losses, fake_losses = tf.nn.relu(1.0 - real_logits), tf.nn.relu(1.0 + fake_logits)
+            weight = 1.0
+        else:  # wgan-gp
+            real_losses, fake_losses = -real_logits, fake_logits
+            weight = 1.0
+        # Divided by the GLOBAL batch: the optimizer sums the replicas' gradients, so
+        # the sum is the gradient of the mean over the whole batch.
+        loss = weight * (tf.reduce_sum(real_losses) + tf.reduce_sum(fake_losses)) / global_batch
+        logged = weight * (tf.reduce_mean(real_losses) + tf.reduce_mean(fake_losses))
+        penalties = []
+        if self.r1_gamma:
+            penalties.append((0.5 * self.r1_gamma, self._squared_norms(real_gradients)))
+        if self.gan_loss == "wgan-gp" and self.gp_weight:
+            # The tiny offset keeps sqrt's gradient finite where a gradient is exactly 0.
+            squared = self._squared_norms(self._interpolate_gradients(real_in, fake_in))
+            norms = tf.sqrt(squared + 1e-12)
+            penalties.append((self.gp_weight, tf.square(norms - 1.0)))
+        for coefficient, values in penalties:
+            loss += coefficient * tf.reduce_sum(values) / global_batch
+            logged += coefficient * tf.reduce_mean(values)
+        logs = {
+            "d_loss": logged,
+            "d_real_accuracy": tf.reduce_mean(tf.cast(real_logits > 0, tf.float32)),
+            "d_fake_accuracy": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32)),
+        }
+        return loss, logs, tf.cast(real_logits > 0, tf.float32)
+
+    @staticmethod
+    def _squared_norms(gradients):
+        """float32 (n,): each image's squared L2 norm of `gradients` (n, ...)."""
+        gradients = tf.cast(gradients, tf.float32)
+        return tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))
+
+    def _interpolate_gradients(self, real_in, fake_in):
+        """grad of the logit at x_hat = e * real + (1 - e) * fake, e ~ U(0, 1) per image (GP_MIX)."""
+        real_in, fake_in = tf.cast(real_in, tf.float32), tf.cast(fake_in, tf.float32)
+        tail = [1] * (len(real_in.shape) - 1)
+        mix = self._random(tf.random.stateless_uniform, GP_MIX, tail, tf.shape(real_in)[0])
+        mixed = mix * real_in + (1.0 - mix) * fake_in
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(mixed)
+            total = tf.reduce_sum(self._logit(mixed))
+        return tape.gradient(total, mixed)
+
+    def _generator_objective(self, noise):
+        """(loss over the global batch, G's loss on this replica's batch)."""
+        batch = tf.shape(noise)[0]
+        replicas, _ = _replicas()
+        global_batch = tf.cast(batch * replicas, tf.float32)
+        fake_in = self._augment(self.generator(noise, training=True), G_FAKE_AUGMENT)
+        logits = self._logit(fake_in)
+        if self.gan_loss == "bce":
+            losses = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(logits), logits)
+        else:  # hinge and wgan-gp: the same generator loss
+            losses = -logits
+        return tf.reduce_sum(losses) / global_batch, tf.reduce_mean(losses)  # see above
+
+    def discriminator_step(self, real_images, noise):
+        """One discriminator update on real_images and generator(noise); dict of local values (chapter 4)."""
+        global_batch = tf.cast(tf.shape(real_images)[0] * _replicas()[0], tf.float32)
+        real_in, fake_in = self._discriminator_inputs(real_images, noise)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, logs, real_correct = self._discriminator_objective(real_in, fake_in)
             scaled_loss = self.d_optimizer.scale_loss(loss)
-        real_correct = tf.cast(real_logits > 0, tf.float32)
         gradients = tape.gradient(scaled_loss, variables)
         self.d_optimizer.apply_gradients(zip(gradients, variables, strict=True))
         if self.augmenter is not None:
             # p moves by the same amount on every replica: the accuracy over the global batch.
             self.augmenter.update(_sum_over_replicas(tf.reduce_sum(real_correct)) / global_batch)
-        return {
-            "d_loss": 0.5 * (tf.reduce_mean(real_losses) + tf.reduce_mean(fake_losses)),
-            "d_real_accuracy": tf.reduce_mean(real_correct),
-            "d_fake_accuracy": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32)),
-        }
+        return logs
 
     def generator_step(self, noise):
         """One generator update: make the discriminator call generator(noise) real (chapter 4)."""
-        batch = tf.shape(noise)[0]
-        replicas, _ = _replicas()
-        global_batch = tf.cast(batch * replicas, tf.float32)
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            fake_in = self._augment(self.generator(noise, training=True), G_FAKE_AUGMENT)
-            logits = self._logit(fake_in)
-            losses = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(logits), logits)
-            loss = tf.reduce_sum(losses) / global_batch  # global batch: see discriminator_step
+            loss, logged = self._generator_objective(noise)
             scaled_loss = self.g_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, variables)
         self.g_optimizer.apply_gradients(zip(gradients, variables, strict=True))
         if self.ema_generator is not None:
             self.update_ema()
-        return {"g_loss": tf.reduce_mean(losses)}
+        return {"g_loss": logged}
 
     def ema_decay(self):
         """The decay of this generator update: min(ema, (1 + t) / (10 + t)), float32 scalar (chapter 6).

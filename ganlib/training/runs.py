@@ -40,10 +40,21 @@ from ganlib.training.devices import (
     use_xla,
     worker_run_dir,
 )
-from ganlib.training.gan import GAN
+from ganlib.training.gan import GAN, check_loss_options
 from ganlib.training.presets import PRESETS
 
-RUN_KEYS = ("model", "image_size", "width", "latent_dim", "ema", "ada")
+RUN_KEYS = (
+    "model",
+    "image_size",
+    "width",
+    "latent_dim",
+    "ema",
+    "ada",
+    "spectral_norm",
+    "minibatch_std",
+)
+# What a run.json written before a key was recorded stands for: the default then in force.
+RUN_KEY_DEFAULTS = {"spectral_norm": False, "minibatch_std": False}
 
 
 def _load_data(data, image_size):
@@ -76,6 +87,10 @@ def _describe(config):
         parts.append(f"ema {config['ema']}")
     if config.get("ada"):
         parts.append("ada")
+    if config.get("spectral_norm"):
+        parts.append("spectral norm")
+    if config.get("minibatch_std"):
+        parts.append("minibatch std")
     return ", ".join(parts)
 
 
@@ -126,7 +141,7 @@ def _prepare_run(run, config, details, resume):
     record = {**config, **details}
     if info.is_file():
         saved = json.loads(info.read_text())
-        if any(saved.get(key) != config[key] for key in RUN_KEYS):
+        if any(saved.get(key, RUN_KEY_DEFAULTS.get(key)) != config[key] for key in RUN_KEYS):
             raise ValueError(
                 f"run folder {run} was made with {_describe(saved)}, not {_describe(config)}; "
                 f"use the same settings to resume it or choose another run folder"
@@ -228,8 +243,18 @@ def _devices(distribute, batch_size, mixed_precision, xla):
     return policy, use_xla(xla, accelerator), distribute
 
 
-def _build_gan(model, image_size, *, width, latent_dim, learning_rate, ema, ada, seed, devices):
-    """The compiled GAN under the run's dtype policy and strategy, seeded with `seed`."""
+def _build_gan(
+    model, image_size, *, width, latent_dim, learning_rate, ema, ada, seed, devices, **cures
+):
+    """The compiled GAN under the run's dtype policy and strategy, seeded with `seed`.
+
+    cures: loss, gp_weight, r1_gamma, label_smoothing (for `GAN.compile`) and the
+    discriminator's spectral_norm and minibatch_std, passed only when on (not every
+    family has them).
+    """
+    for key in ("spectral_norm", "minibatch_std"):
+        if not cures.get(key):
+            cures.pop(key, None)
     policy, jit_compile, distribute = devices
     keras.utils.set_random_seed(seed)
     with _dtype_policy(policy), distribute.scope():
@@ -248,6 +273,7 @@ def _build_gan(model, image_size, *, width, latent_dim, learning_rate, ema, ada,
             augmenter=augmenter,
             seed=seed,
             jit_compile=jit_compile,
+            **cures,
         )
 
 
@@ -333,6 +359,12 @@ def train(
     grid=(5, 5),
     distribute=None,
     steps_per_execution="auto",
+    loss="bce",
+    gp_weight=10.0,
+    r1_gamma=0.0,
+    spectral_norm=False,
+    minibatch_std=False,
+    label_smoothing=None,
 ):
     """Train PRESETS[model] on `data` and return (gan, history) (chapter 4).
 
@@ -357,6 +389,11 @@ def train(
     must be on a file system all workers share; only the chief writes into it.
     steps_per_execution: training steps per call into TensorFlow, "auto" for
     `steps_per_call(...)`.
+    The cures of mode collapse (chapter 4): loss ("bce", "hinge" or "wgan-gp"),
+    gp_weight (WGAN-GP's penalty weight), r1_gamma (R1 penalty on real images, 0: off)
+    and label_smoothing (None: the preset's; "bce" only), as in `GAN.compile`;
+    spectral_norm and minibatch_std change the discriminator (ganlib.models), so a run
+    folder resumes only with the values it was made with. All are recorded in run.json.
 
     Seeds Python, NumPy and TensorFlow with `seed` (keras.utils.set_random_seed).
     history: dict of lists, `epoch` plus one list per logged value, all epochs of the
@@ -367,6 +404,9 @@ def train(
         model, image_size, epochs, batch_size, steps_per_epoch, kid_every, ema, width
     )
     ada_options = _ada_options(ada, ada_target, ada_integration_steps)
+    # Checked before run.json is written; with another loss the preset's label tricks go.
+    check_loss_options(loss, gp_weight, r1_gamma, label_smoothing or 0.0)
+    cures = dict(loss=loss, gp_weight=gp_weight, r1_gamma=r1_gamma, label_smoothing=label_smoothing)
     latent_dim = (
         _models.DEFAULT_LATENT_DIM[preset["model"]] if latent_dim is None else int(latent_dim)
     )
@@ -390,6 +430,8 @@ def train(
             "latent_dim": latent_dim,
             "ema": ema,
             "ada": bool(ada),
+            "spectral_norm": bool(spectral_norm),
+            "minibatch_std": bool(minibatch_std),
         }
         details = {
             "family": preset["model"],
@@ -401,6 +443,7 @@ def train(
             "batch_size": batch_size,
             "steps_per_epoch": steps,
             "ada_options": ada_options or None,
+            **cures,
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -417,6 +460,9 @@ def train(
         ada=ada_options if ada else None,
         seed=seed,
         devices=(policy, jit_compile, distribute),
+        spectral_norm=bool(spectral_norm),
+        minibatch_std=bool(minibatch_std),
+        **cures,
     )
     gan.preset.update(
         batch_size=batch_size,
@@ -497,6 +543,8 @@ def load_run(run_dir):
         ema=config.get("ema"),
         augmenter=augmenter,
         jit_compile=False,
+        **{key: config[key] for key in ("spectral_norm", "minibatch_std") if config.get(key)},
+        **{key: config[key] for key in ("loss", "gp_weight", "r1_gamma") if key in config},
     )
     state = load_checkpoint(gan, run / "checkpoints")
     if state is None:
