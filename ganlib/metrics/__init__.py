@@ -3,6 +3,8 @@
 - `kid`, `fid` (distances.py): distances between two sets of feature vectors; NumPy only.
 - `InceptionFeatures`, `DomainFeatures` (features.py): images -> feature vectors.
 - `mode_coverage` (coverage.py): which toy-face factor combinations a generator draws; NumPy only.
+- `CalibratedDecoder` (calibrated.py): reads the factors of generated, degraded faces and refuses
+  images that are not faces; `mode_coverage(..., decoder="calibrated")` uses it.
 - `KIDMonitor` (monitor.py): KID and coverage during training, as a Keras callback.
 
 Names load from their file on first use, so `kid` and `mode_coverage` work without TensorFlow.
@@ -15,6 +17,7 @@ _EXPORTS = {
     "fid": "distances",
     "InceptionFeatures": "features",
     "DomainFeatures": "features",
+    "CalibratedDecoder": "calibrated",
     "INCEPTION_WEIGHTS_FILE": "features",
     "mode_coverage": "coverage",
     "NUM_COMBINATIONS": "coverage",

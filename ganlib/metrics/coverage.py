@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 
 import numpy as np
 
@@ -11,11 +13,15 @@ from ganlib.data.toy_decode import decode_toy_faces
 from ganlib.data.toy_faces import FACTOR_NAMES, FACTOR_SIZES, NUM_COMBINATIONS
 
 
-def mode_coverage(images, value_range=None) -> dict:
+def mode_coverage(images, value_range=None, decoder="strict") -> dict:
     """How many of the toy faces' 2,304 factor combinations a set of images shows (chapter 5).
 
     images: toy-face-like images (n, h, w, 3), uint8 or float (value_range as in
-    plotting.to_uint8), decoded with ganlib.data.decode_toy_faces. Returns
+    plotting.to_uint8). decoder: "strict" (ganlib.data.decode_toy_faces: exact on
+    real faces, reads few generated ones), "calibrated" (a cached
+    ganlib.metrics.CalibratedDecoder at 32 px: reads blurred, noisy generated faces
+    and refuses non-faces; needs TensorFlow, trains on first use) or a
+    CalibratedDecoder. Returns
 
     - coverage: share of the 2,304 combinations seen at least once among the
       recognised images;
@@ -25,7 +31,8 @@ def mode_coverage(images, value_range=None) -> dict:
       recognised);
     - unrecognised: share of images with at least one undecodable factor;
     - histograms: {factor name: counts per value} over the recognised images;
-    - recognised: how many images were recognised.
+    - recognised: how many images were recognised;
+    - decoder: "strict" or "calibrated", whichever read the images.
 
     Even a perfect generator does not reach coverage 1 with few samples: n
     uniform draws cover 1 - (1 - 1/2304)^n of the cells on average, and their
@@ -42,10 +49,11 @@ def mode_coverage(images, value_range=None) -> dict:
 
     A generator that always draws the same face scores 1/2304 = 0.000434.
     """
+    decoder_name, decode = _decoder(decoder)
     images = to_uint8(images, value_range)
     if images.ndim == 3:
         images = images[None]
-    codes = np.asarray(decode_toy_faces(images)).reshape(len(images), len(FACTOR_SIZES))
+    codes = np.asarray(decode(images)).reshape(len(images), len(FACTOR_SIZES))
     recognised = codes[(codes >= 0).all(axis=1)]
     cells = np.ravel_multi_index(tuple(recognised.T), FACTOR_SIZES)
     counts = np.bincount(cells, minlength=NUM_COMBINATIONS)
@@ -63,4 +71,29 @@ def mode_coverage(images, value_range=None) -> dict:
             for i, (name, size) in enumerate(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))
         },
         "recognised": int(len(recognised)),
+        "decoder": decoder_name,
     }
+
+
+def _decoder(decoder):
+    """(name, function uint8 images -> int64 codes (n, 5)) for mode_coverage's decoder argument."""
+    if isinstance(decoder, str) and decoder == "strict":
+        return "strict", decode_toy_faces
+    # Imported here: the calibrated decoder needs TensorFlow, the strict one only NumPy.
+    if isinstance(decoder, str) and decoder == "calibrated":
+        return "calibrated", _default_calibrated()
+    # A CalibratedDecoder exists only once its module is loaded: no import needed to check.
+    calibrated = sys.modules.get("ganlib.metrics.calibrated")
+    if calibrated is not None and isinstance(decoder, calibrated.CalibratedDecoder):
+        return "calibrated", decoder
+    raise ValueError(
+        f'decoder must be "strict", "calibrated" or a CalibratedDecoder, got {decoder!r}'
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _default_calibrated():
+    """One CalibratedDecoder per process: loading it takes a second, training it (once) about 30 s."""
+    from ganlib.metrics.calibrated import CalibratedDecoder
+
+    return CalibratedDecoder()

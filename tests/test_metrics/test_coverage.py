@@ -45,3 +45,12 @@ def test_mode_coverage_takes_any_value_range():
     as_uint8 = mode_coverage(images)
     as_float = mode_coverage(images.astype(np.float32) / 255.0, value_range=(0, 1))
     assert as_float["coverage"] == as_uint8["coverage"]
+
+
+def test_mode_coverage_names_its_decoder_and_refuses_unknown_ones():
+    images, _ = toy_faces(20, 32, seed=3)
+    assert mode_coverage(images)["decoder"] == "strict"
+    assert mode_coverage(images, decoder="strict")["decoder"] == "strict"
+    for wrong in ("lenient", None, len):
+        with pytest.raises(ValueError, match='"strict", "calibrated"'):
+            mode_coverage(images, decoder=wrong)
