@@ -146,20 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--name", help="what to call the command in the failure line")
     parser.add_argument(
-        "--quiet-minutes", type=float, default=0,
+        "--quiet-minutes",
+        type=float,
+        default=0,
         help="fail when the command prints nothing for this long (0: no limit)",
     )
     parser.add_argument(
-        "--limit-minutes", type=float, default=None,
+        "--limit-minutes",
+        type=float,
+        default=None,
         help="fail when the command runs longer than this in all (default: no limit; "
         "0 or less: fail at once, there is no time left)",
     )
     parser.add_argument(
-        "--hint", default="a notebook execution stalled (see .ci/hang_repro.py)",
+        "--hint",
+        default="a notebook execution stalled (see .ci/hang_repro.py)",
         help="what a quiet stall most likely means, for the failure line",
     )
     parser.add_argument(
-        "--limit-hint", default="its time limit ran out",
+        "--limit-hint",
+        default="its time limit ran out",
         help="what running past --limit-minutes means, for the failure line",
     )
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -181,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()
     try:
         child = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     except OSError as error:
         say(f"ci: could not start '{name}': {error}")
