@@ -25,6 +25,7 @@ _SUBMODULES = (
     "postprocess",
     "grids",
     "plotting",
+    "experiments",
     "cli",
 )
 # Top-level shortcuts: name -> module that defines it.

@@ -12,6 +12,9 @@ Commands:
   export --run FOLDER --out generator.keras
       write the run's generator as a .keras file that Keras loads without ganlib,
       with a generator.json beside it (latent size, value range).
+  experiment NAME --out FOLDER [--quick] [--data SOURCE] [--image-size 32|64] [--width W] ...
+      run a named experiment (seed-claim, ablation) and record its small result
+      with provenance; the same command again resumes.
 
 Each command is a pair of functions, `_add_X(subparsers)` which declares its
 arguments and sets `run=_run_X`, and `_run_X(args) -> int`; add the pair to
@@ -586,8 +589,87 @@ def _run_export(args) -> int:
 
 
 # ---------------------------------------------------------------------------
+# experiment
+# ---------------------------------------------------------------------------
 
-COMMANDS = [_add_data, _add_train, _add_sample, _add_export]
+
+def _add_experiment(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "experiment",
+        help="run a named experiment and record its small result; the same command resumes",
+        description="Train every variant of a named experiment (seed-claim, ablation) with "
+        "the same schedule. Run folders with checkpoints go into --work; histories, a few "
+        "sample grids and provenance.json go into --out (at most 2 MB, to commit). The "
+        "same command again resumes each unfinished variant and skips finished ones.",
+    )
+    parser.add_argument("name", metavar="NAME", help="seed-claim or ablation")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="FOLDER", help="e.g. book/results/NAME"
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        metavar="FOLDER",
+        help="run folders (default runs/experiments/NAME/...)",
+    )
+    parser.add_argument("--data", metavar="SOURCE", help="e.g. anime-faces:4992 for real data")
+    parser.add_argument("--image-size", type=int, choices=IMAGE_SIZES, help="default 64")
+    parser.add_argument(
+        "--width", type=_positive_float, metavar="W", help="default 1.0 (0.25 on a CPU)"
+    )
+    parser.add_argument("--epochs", type=_positive_int, metavar="N", help="default the schedule's")
+    parser.add_argument(
+        "--measure-every", type=_positive_int, metavar="N", help="default every 10 epochs"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny settings that check the machinery in seconds"
+    )
+    parser.add_argument(
+        "--no-kid", action="store_true", help="measure only the blank share (no KID, coverage)"
+    )
+    parser.set_defaults(run=_run_experiment, tensorflow=True)
+
+
+def _run_experiment(args) -> int:
+    import shlex
+
+    from ganlib.experiments import run_experiment
+
+    words = ["python", "-m", "ganlib", "experiment", args.name, "--out", str(args.out)]
+    for option in ("work", "data", "image_size", "width", "epochs", "measure_every"):
+        value = getattr(args, option)
+        if value is not None:
+            words += [f"--{option.replace('_', '-')}", str(value)]
+    words += ["--quick"] * args.quick + ["--no-kid"] * args.no_kid
+    record = run_experiment(
+        args.name,
+        args.out,
+        work=args.work,
+        data=args.data,
+        image_size=args.image_size,
+        width=args.width,
+        epochs=args.epochs,
+        measure_every=args.measure_every,
+        quick=args.quick,
+        kid=not args.no_kid,
+        command=shlex.join(words),
+        verbose=1,
+    )
+    kind = (
+        "quick run, not the full experiment"
+        if record["quick"]
+        else ("full schedule" if record["full"] else "not the full schedule")
+    )
+    print(f"{args.out}: {', '.join(record['variants_finished'])} finished ({kind})")
+    for variant, reason in record["not_run"].items():
+        print(f"  {variant}: {reason}")
+    print(f"table: {args.out / 'README.md'}; provenance: {args.out / 'provenance.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+COMMANDS = [_add_data, _add_train, _add_sample, _add_export, _add_experiment]
 
 
 def _out_of_memory_advice(args) -> str:

@@ -21,6 +21,7 @@ MODULES = [
     "ganlib.plotting",
     "ganlib.grids",
     "ganlib.common",
+    "ganlib.experiments",
 ]
 # Words that only make sense to someone who saw how the book was made.
 UNPLACEABLE = re.compile(r"anime design|CIFAR design|as it ran|first design|the seed\b|the design\b")

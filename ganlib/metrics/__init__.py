@@ -6,6 +6,7 @@
 - `CalibratedDecoder` (calibrated.py): reads the factors of generated, degraded faces and refuses
   images that are not faces; `mode_coverage(..., decoder="calibrated")` uses it.
 - `KIDMonitor` (monitor.py): KID and coverage during training, as a Keras callback.
+- `blank_share` (blank.py): the share of flat, "no output" images; NumPy only.
 
 Names load from their file on first use, so `kid` and `mode_coverage` work without TensorFlow.
 """
@@ -22,6 +23,7 @@ _EXPORTS = {
     "mode_coverage": "coverage",
     "NUM_COMBINATIONS": "coverage",
     "KIDMonitor": "monitor",
+    "blank_share": "blank",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
