@@ -1,7 +1,7 @@
 """How long KID takes: ganlib.metrics.kid against the per-subset method it replaced.
 
     python bench/kid_speed.py [--repeats 3] [--big-repeats 3] [--big-subsets 100] [--skip-big]
-                              [--no-record]
+                              [--no-record] [--results-file PATH] [--json PATH] [--tiny]
 
 The reference is a private copy, below, of the per-subset loop that kid ran before it
 learned to reuse the kernel of the pooled features (chapter 5): three float64 (s, d) x (d, s)
@@ -14,13 +14,16 @@ Rows (100 subsets of 1,000 each):
   - 10,000 against 10,000, d = 2,048: kid keeps the per-subset path there. Goal: no slower
     than the reference (checked as at least 0.9x, as the machine is shared and timings wander).
 Methods alternate, --repeats / --big-repeats times, and the median time counts. Prints a table and writes the rows into the KID section of
-bench/RESULTS.md (--no-record: don't). Exit status 1 when a check fails.
+bench/RESULTS.md (--no-record: don't; --results-file: another file; --json: the rows and
+figures as JSON too). Exit status 1 when a check fails. --tiny: 400 vs 200 x 32 with 10
+subsets of 100, no 10,000 row, no goals checked (a seconds-long smoke test of the script).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import statistics
 import sys
@@ -133,13 +136,14 @@ def device() -> str:
     return f"{cpu_description()}, numpy {np.__version__}{blas}"
 
 
-def record(rows: list[str]) -> None:
+def record(rows: list[str], results: Path | None = None) -> None:
     """Put `rows` at the end of the KID table in RESULTS.md, creating file or section as needed.
 
     Rows of an older table in this section (other columns, other methods) are dropped; the
     other scripts' sections are left as they are.
     """
-    text = RESULTS.read_text() if RESULTS.exists() else ""
+    results = RESULTS if results is None else Path(results)
+    text = results.read_text() if results.exists() else ""
     if not text.strip():
         text = "# Benchmark results\n\nRows are appended by the scripts in bench/.\n"
     lines = text.rstrip("\n").split("\n")
@@ -159,7 +163,7 @@ def record(rows: list[str]) -> None:
         lines.pop()
     block = ["", SECTION, "", SECTION_TEXT, "", TABLE_HEADER, TABLE_RULE, *old_rows, *rows]
     lines += block + ([""] + tail if tail else [])
-    RESULTS.write_text("\n".join(lines) + "\n")
+    results.write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -173,6 +177,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--skip-big", action="store_true", help="leave out the 10,000 row")
     parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
+    parser.add_argument(
+        "--results-file", type=Path, default=RESULTS, help="the Markdown file the rows go to"
+    )
+    parser.add_argument("--json", type=Path, help="write the rows and figures to this JSON file")
+    parser.add_argument("--tiny", action="store_true", help="small sizes, no goals (smoke test)")
     args = parser.parse_args(argv)
     dev = device()  # the load average before the run; the one after is added at the end
 
@@ -180,7 +189,9 @@ def main(argv=None) -> int:
         (2000, 1000, 128, 100, args.repeats, 10.0),
         (2000, 1000, 2048, 100, args.repeats, 10.0),
     ]
-    if not args.skip_big:
+    if args.tiny:
+        cases = [(400, 200, 32, 10, 1, 0.0)]
+    elif not args.skip_big:
         cases.append((10000, 10000, 2048, args.big_subsets, args.big_repeats, 0.9))
     header = (
         f"{'real vs fake x d':>22} {'subsets':>10} {'path':>10} {'kid (s)':>9} "
@@ -189,7 +200,7 @@ def main(argv=None) -> int:
     print(header)
     results, ok = [], True
     for n, m, dim, num_subsets, repeats, goal in cases:
-        r = measure(n, m, dim, num_subsets, 1000, repeats)
+        r = measure(n, m, dim, num_subsets, 100 if args.tiny else 1000, repeats)
         r["speed_up"] = r["reference"] / r["kid"]
         passed = r["speed_up"] >= goal and r["rel_diff"] <= 1e-6
         ok &= passed
@@ -202,18 +213,31 @@ def main(argv=None) -> int:
             flush=True,
         )
 
+    today = datetime.date.today().isoformat()
+    if hasattr(os, "getloadavg"):
+        dev += f" (at the end {os.getloadavg()[0]:.1f})"
+    rows = [
+        f"| {today} | {dev} | {r['features']} | {r['subsets']} | {r['path']} "
+        f"| {r['kid']:.3f} | {r['reference']:.3f} | {r['speed_up']:.1f}x ({r['repeats']}) "
+        f"| {r['rel_diff']:.1e} |"
+        for r in results
+    ]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record_ = {
+            "kind": "kid_speed",
+            "complete": True,
+            "tiny": args.tiny,
+            "date": today,
+            "device": dev,
+            "ok": ok,
+            "results": results,
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(record_, indent=1) + "\n")
     if not args.no_record:
-        today = datetime.date.today().isoformat()
-        if hasattr(os, "getloadavg"):
-            dev += f" (at the end {os.getloadavg()[0]:.1f})"
-        rows = [
-            f"| {today} | {dev} | {r['features']} | {r['subsets']} | {r['path']} "
-            f"| {r['kid']:.3f} | {r['reference']:.3f} | {r['speed_up']:.1f}x ({r['repeats']}) "
-            f"| {r['rel_diff']:.1e} |"
-            for r in results
-        ]
-        record(rows)
-        print(f"recorded in {RESULTS}")
+        record(rows, args.results_file)
+        print(f"recorded in {args.results_file}")
     return 0 if ok else 1
 
 

@@ -16,8 +16,15 @@ apart, since the main job's epochs are 625 steps long, not --steps.
 
     python bench/train_throughput.py                 # CPU defaults: 32 px, width 0.25
     python bench/train_throughput.py --image-size 64 --width 1.0 --mixed-precision on --xla on
+    python bench/train_throughput.py --methods bare,fit_k --batch-size 128 --json out.json \
+        --results-file /tmp/RESULTS.md          # what bench/gpu.sh runs, stage by stage
 
-It prints a table with ratios and appends a row to bench/RESULTS.md (--no-record: don't).
+It prints a table with ratios and appends a row to bench/RESULTS.md (--no-record: don't;
+--results-file: another file). --methods picks some of bare, fit, fit_k, train, tob (the
+row shows "-" for the others); --model baseline times the baseline pair instead of the
+improved one. --json writes the figures, the row and the ratios to a file, rewritten after
+each round ("complete": false until the last), so a run stopped by a timeout still leaves
+what it measured.
 Goals: fit within 5% of the bare loop on any device; train within 10% of the best fit;
 fit at least 5x train_on_batch on a GPU.
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import statistics
 import sys
@@ -67,12 +75,18 @@ def device_description(tf) -> str:
     return f"CPU {cpu_description()}"
 
 
-def record(row: str) -> None:
+METHODS = ("bare", "fit", "fit_k", "train", "tob")
+# the anime-face project's whole run: 31,200 updates of the improved pair (200 epochs of 156)
+FULL_RUN_UPDATES = 31_200
+
+
+def record(row: str, results: Path | None = None) -> None:
     """Add `row` at the end of this script's table in RESULTS.md, creating file or section as needed.
 
     A new section goes before any other, so scripts that append to the last section keep doing so.
     """
-    text = RESULTS.read_text() if RESULTS.exists() else ""
+    results = RESULTS if results is None else Path(results)
+    text = results.read_text() if results.exists() else ""
     if not text.strip():
         text = "# Benchmark results\n\nRows are appended by the scripts in bench/.\n"
     lines = text.rstrip("\n").split("\n")
@@ -84,7 +98,7 @@ def record(row: str) -> None:
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     last_row = max(i for i in range(start, end) if lines[i].startswith("|"))
     lines.insert(last_row + 1, row)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    results.write_text("\n".join(lines) + "\n")
 
 
 def median_rate(times, images_per_window):
@@ -112,8 +126,29 @@ def main(argv=None) -> int:
     parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--skip-tob", action="store_true", help="leave out the train_on_batch loop")
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated, some of {', '.join(METHODS)} (default: all)",
+    )
+    parser.add_argument(
+        "--model", choices=("improved", "baseline"), default="improved", help="the pair to time"
+    )
+    parser.add_argument("--note", default="", help="words put before the row's settings")
+    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    parser.add_argument(
+        "--results-file", type=Path, default=RESULTS, help="the Markdown file the row goes to"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args(argv)
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(METHODS))
+    if unknown or not chosen:
+        parser.error(
+            f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose from {METHODS}"
+        )
+    if args.skip_tob:
+        chosen = [m for m in chosen if m != "tob"]
 
     import keras
     import numpy as np
@@ -130,6 +165,8 @@ def main(argv=None) -> int:
     faces, _ = load_source("toy-faces", args.image_size)  # the README's main job's data
     per_window = batch * steps
     settings = (
+        f"{args.note + ', ' if args.note else ''}"
+        f"{'' if args.model == 'improved' else args.model + ' pair, '}"
         f"{args.image_size} px, width {args.width:g}, batch {batch}, "
         f"{args.rounds}x{windows}x{steps} steps, "
         f"{policy}, XLA {'on' if jit else 'off'}"
@@ -143,7 +180,7 @@ def main(argv=None) -> int:
         # steps per call (what ganlib.train and the CLI use).
         gan, gan_k = (
             training.GAN.from_preset(
-                "improved",
+                args.model,
                 args.image_size,
                 width=args.width,
                 seed=0,
@@ -221,7 +258,7 @@ def main(argv=None) -> int:
             with contextlib.redirect_stdout(quiet):
                 training.train(
                     faces,
-                    model="improved",
+                    model=args.model,
                     image_size=args.image_size,
                     width=args.width,
                     epochs=windows + 1,
@@ -238,7 +275,7 @@ def main(argv=None) -> int:
 
     # (b) the notebook's loop with the same batch sizes: one call, timed per window of iterations
     with _dtype_policy(policy):
-        generator, discriminator = build_pair("improved", args.image_size, width=args.width)
+        generator, discriminator = build_pair(args.model, args.image_size, width=args.width)
     low, high = gan.value_range
     real = faces.astype(np.float32) / 255.0 * (high - low) + low
 
@@ -256,22 +293,14 @@ def main(argv=None) -> int:
         ends = stamps[steps - 1 :: steps]
         return [b - a for a, b in zip(ends[:-1], ends[1:], strict=False)]
 
-    methods = {
+    measures = {
         "bare": time_bare,
         "fit": time_fit(gan),
         "fit_k": time_fit(gan_k),
         "train": time_train,
+        "tob": time_tob,
     }
-    if not args.skip_tob:
-        methods["tob"] = time_tob
-    times = {name: [] for name in methods}
-    for round_ in range(args.rounds):  # rounds alternate the methods, so a slow spell hits all
-        for name, measure in methods.items():
-            times[name] += measure()
-            rate = per_window / statistics.median(times[name])
-            print(f"round {round_ + 1}: {name:<5} {rate:9.1f} images/s", flush=True)
-    rates = {name: median_rate(values, per_window) for name, values in times.items()}
-
+    methods = {name: measures[name] for name in METHODS if name in chosen}
     labels = {
         "bare": "bare loop",
         "fit": "GAN.fit, 1 step/call",
@@ -279,39 +308,122 @@ def main(argv=None) -> int:
         "train": f"ganlib.train, {per_call} steps/call",
         "tob": "train_on_batch",
     }
-    print(f"\n{'method':<24}{'images/s':>10}{'s/update':>10}{'vs bare':>9}")
-    for name, label in labels.items():
-        if name in rates:
-            relative = rates[name] / rates["bare"]
-            print(f"{label:<24}{rates[name]:10.1f}{batch / rates[name]:10.3f}{relative:9.2f}")
-    best = max(rates["fit"], rates["fit_k"])
-    print(
-        f"\nfit / bare loop: {rates['fit'] / rates['bare']:.3f} at 1 step per call, "
-        f"{rates['fit_k'] / rates['bare']:.3f} at {per_call} (goal: at least 0.95)"
-    )
-    end = statistics.median(epoch_ends)
-    print(
-        f"train / best fit: {rates['train'] / best:.3f} (goal: at least 0.90); "
-        f"its epoch-end work took {end:.2f} s (sample grid, history.csv, checkpoint)"
-    )
-    if "tob" in rates:
-        print(f"fit / train_on_batch: {best / rates['tob']:.2f}x (goal on a GPU: at least 5x)")
+    date = datetime.date.today().isoformat()
 
-    if not args.no_record:
+    def summary(rates, complete):
+        """Ratios (None where a method is missing), the table row, and the JSON record."""
+
+        def ratio(a, b):
+            return rates[a] / rates[b] if a in rates and b in rates else None
+
+        fits = [rates[name] for name in ("fit", "fit_k") if name in rates]
+        best = max(fits) if fits else None
+        ratios = {
+            "fit_over_bare": ratio("fit", "bare"),
+            "fit_k_over_bare": ratio("fit_k", "bare"),
+            "train_over_best_fit": rates["train"] / best if best and "train" in rates else None,
+            "best_fit_over_tob": best / rates["tob"] if best and "tob" in rates else None,
+        }
+        fastest = max(rates.values()) if rates else None
+        end = statistics.median(epoch_ends) if epoch_ends else None
         # other processes on the machine slow every method; the load says how busy it was
         end_load = f" (at the end {os.getloadavg()[0]:.1f})" if hasattr(os, "getloadavg") else ""
         end_load = "" if on_gpu else end_load
-        tob = f"{rates['tob']:.1f}" if "tob" in rates else "-"
-        vs_tob = f"{best / rates['tob']:.2f}x" if "tob" in rates else "-"
+
+        def cell(value, form):
+            return "-" if value is None else format(value, form)
+
+        fit_k = f"{rates['fit_k']:.1f} ({per_call})" if "fit_k" in rates else "-"
+        vs_tob = ratios["best_fit_over_tob"]
         row = (
-            f"| {datetime.date.today().isoformat()} | {device}{end_load} | {tf.__version__} "
-            f"| {settings} | {rates['bare']:.1f} | {rates['fit']:.1f} "
-            f"| {rates['fit_k']:.1f} ({per_call}) | {rates['train']:.1f} | {end:.2f} | {tob} "
-            f"| {rates['fit'] / rates['bare']:.3f} | {rates['fit_k'] / rates['bare']:.3f} "
-            f"| {rates['train'] / best:.3f} | {vs_tob} |"
+            f"| {date} | {device}{end_load} | {tf.__version__} "
+            f"| {settings} | {cell(rates.get('bare'), '.1f')} | {cell(rates.get('fit'), '.1f')} "
+            f"| {fit_k} | {cell(rates.get('train'), '.1f')} | {cell(end, '.2f')} "
+            f"| {cell(rates.get('tob'), '.1f')} "
+            f"| {cell(ratios['fit_over_bare'], '.3f')} | {cell(ratios['fit_k_over_bare'], '.3f')} "
+            f"| {cell(ratios['train_over_best_fit'], '.3f')} "
+            f"| {'-' if vs_tob is None else f'{vs_tob:.2f}x'} |"
         )
-        record(row)
-        print(f"appended to {RESULTS}")
+        return {
+            "kind": "train_throughput",
+            "complete": complete,
+            "date": date,
+            "device": device,
+            "on_gpu": on_gpu,
+            "tensorflow": tf.__version__,
+            "settings": settings,
+            "model": args.model,
+            "image_size": args.image_size,
+            "width": args.width,
+            "batch_size": batch,
+            "policy": policy,
+            "xla": bool(jit),
+            "steps": steps,
+            "windows": windows,
+            "rounds": args.rounds,
+            "steps_per_call": per_call,
+            "methods": list(methods),
+            "rates": rates,
+            "epoch_end_s": end,
+            "ratios": ratios,
+            # the anime-face project's whole run at this batch size and the fastest method's rate
+            "full_run_updates": FULL_RUN_UPDATES,
+            "full_run_s": FULL_RUN_UPDATES * batch / fastest if fastest else None,
+            "fastest_method": max(rates, key=rates.get) if rates else None,
+            "row": row,
+        }
+
+    def write_json(record_):
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.json.with_name(args.json.name + ".tmp")
+            partial.write_text(json.dumps(record_, indent=1) + "\n")
+            partial.replace(args.json)
+
+    times = {name: [] for name in methods}
+    for round_ in range(args.rounds):  # rounds alternate the methods, so a slow spell hits all
+        for name, measure in methods.items():
+            times[name] += measure()
+            rate = per_window / statistics.median(times[name])
+            print(f"round {round_ + 1}: {name:<5} {rate:9.1f} images/s", flush=True)
+        done = {name: median_rate(values, per_window) for name, values in times.items() if values}
+        write_json(summary(done, complete=round_ + 1 == args.rounds))
+    rates = {name: median_rate(values, per_window) for name, values in times.items()}
+    result = summary(rates, complete=True)
+    ratios = result["ratios"]
+
+    print(f"\n{'method':<24}{'images/s':>10}{'s/update':>10}{'vs bare':>9}")
+    for name, label in labels.items():
+        if name in rates:
+            relative = f"{rates[name] / rates['bare']:9.2f}" if "bare" in rates else f"{'-':>9}"
+            print(f"{label:<24}{rates[name]:10.1f}{batch / rates[name]:10.3f}{relative}")
+    if ratios["fit_over_bare"] is not None or ratios["fit_k_over_bare"] is not None:
+        parts = []
+        if ratios["fit_over_bare"] is not None:
+            parts.append(f"{ratios['fit_over_bare']:.3f} at 1 step per call")
+        if ratios["fit_k_over_bare"] is not None:
+            parts.append(f"{ratios['fit_k_over_bare']:.3f} at {per_call}")
+        print(f"\nfit / bare loop: {', '.join(parts)} (goal: at least 0.95)")
+    if ratios["train_over_best_fit"] is not None:
+        print(
+            f"train / best fit: {ratios['train_over_best_fit']:.3f} (goal: at least 0.90); "
+            f"its epoch-end work took {result['epoch_end_s']:.2f} s "
+            "(sample grid, history.csv, checkpoint)"
+        )
+    if ratios["best_fit_over_tob"] is not None:
+        print(
+            f"fit / train_on_batch: {ratios['best_fit_over_tob']:.2f}x (goal on a GPU: at least 5x)"
+        )
+    print(
+        f"{FULL_RUN_UPDATES:,} updates at batch {batch} at the fastest rate "
+        f"({result['fastest_method']}): {result['full_run_s']:.0f} s "
+        "(goal for the improved pair at batch 32 on an H100-class GPU: at most 120 s)"
+    )
+    write_json(result)
+
+    if not args.no_record:
+        record(result["row"], args.results_file)
+        print(f"appended to {args.results_file}")
     return 0
 
 
