@@ -31,6 +31,7 @@ from ganlib.common import (
     to_uint8,
 )
 from ganlib.data.toy_faces import _BG, _EYE, _HAIR, _SKIN, FACTOR_NAMES, FACTOR_SIZES, toy_faces
+from ganlib.metrics.features import factor_heads, toy_face_trunk
 
 # The kinds of non-face images the face output learns to refuse (see `non_faces`).
 NEGATIVE_KINDS = ("noise", "blank", "colour", "blobs", "stripes", "tiles", "mixture")
@@ -310,38 +311,11 @@ class CalibratedDecoder:
     def _build(self):
         from keras import layers
 
-        size = self.image_size
-        inputs = keras.Input((size, size, 3), name="image")
-        x = inputs
+        inputs = keras.Input((self.image_size, self.image_size, 3), name="image")
         seeds = itertools.count(self.config["seed"] * 100 + 50)
-        # Same shape as DomainFeatures: strided convolutions, cheap on a CPU; at 64 px
-        # the first one strides too.
-        for filters, stride in ((16, size // 32), (32, 2), (64, 2), (64, 2)):
-            x = layers.Conv2D(
-                filters,
-                3,
-                strides=stride,
-                padding="same",
-                use_bias=False,
-                kernel_initializer=keras.initializers.HeNormal(seed=next(seeds)),
-            )(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)
-            x = layers.ReLU()(x)
-        x = layers.Flatten()(x)
-        x = layers.Dense(
-            128,
-            activation="relu",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-        )(x)
-        outputs = [
-            layers.Dense(
-                size_,
-                activation="softmax",
-                name=name,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-            )(x)
-            for name, size_ in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)
-        ]
+        # The same trunk and heads as DomainFeatures, plus the face head.
+        x = toy_face_trunk(inputs, self.image_size, 128, seeds)
+        outputs = factor_heads(x, seeds)
         outputs.append(
             layers.Dense(
                 1,

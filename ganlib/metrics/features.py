@@ -208,48 +208,11 @@ class DomainFeatures(_Extractor):
         )
 
     def _build(self):
-        from keras import layers
-
         inputs = keras.Input((self.image_size, self.image_size, 3), name="image")
-        x = inputs
-        # Strided convolutions keep it cheap: the factors are colours and large
-        # shapes, plus the eyes, which the first layer still sees at 32 px. At
-        # 64 px the first layer strides too, so both sizes cost about the same.
-        first_stride = self.image_size // 32
-        # Every initializer gets its own integer seed derived from config["seed"]: an
-        # unseeded one draws from Keras's global random state, which differs between
-        # processes, and the cached weights (hence every KID) would differ with it.
         # Steps of 100 keep the seeds of networks with neighbouring config seeds apart.
         seeds = itertools.count(self.config["seed"] * 100)
-        for filters, stride in ((16, first_stride), (32, 2), (64, 2), (64, 2)):
-            x = layers.Conv2D(
-                filters,
-                3,
-                strides=stride,
-                padding="same",
-                use_bias=False,
-                kernel_initializer=keras.initializers.HeNormal(seed=next(seeds)),
-            )(x)
-            # Batch normalisation makes the short training reliable; momentum 0.9 lets
-            # its running statistics settle within the few hundred steps it gets.
-            x = layers.BatchNormalization(momentum=0.9)(x)
-            x = layers.ReLU()(x)
-        x = layers.Flatten()(x)
-        features = layers.Dense(
-            self.feature_dim,
-            activation="relu",
-            name="features",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-        )(x)
-        outputs = [
-            layers.Dense(
-                size,
-                activation="softmax",
-                name=name,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-            )(features)
-            for name, size in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)
-        ]
+        features = toy_face_trunk(inputs, self.image_size, self.feature_dim, seeds, name="features")
+        outputs = factor_heads(features, seeds)
         return keras.Model(inputs, outputs, name="toy_face_classifier")
 
     def _train(self, verbose):
@@ -314,3 +277,54 @@ class DomainFeatures(_Extractor):
             return model(batch, training=False)
 
         return forward
+
+
+def toy_face_trunk(inputs, image_size, feature_dim, seeds, name=None):
+    """The convolutional trunk of the toy-face networks (DomainFeatures, CalibratedDecoder).
+
+    inputs: a Keras tensor (n, image_size, image_size, 3) in [0, 1]; returns the (n,
+    feature_dim) ReLU features. seeds: an iterator of integers, one per initializer: an
+    unseeded initializer draws from Keras's global random state, which differs between
+    processes, and the cached weights (hence every KID) would differ with it.
+    """
+    from keras import layers
+
+    x = inputs
+    # Strided convolutions keep it cheap: the factors are colours and large shapes, plus
+    # the eyes, which the first layer still sees at 32 px. At 64 px the first layer
+    # strides too, so both sizes cost about the same.
+    for filters, stride in ((16, image_size // 32), (32, 2), (64, 2), (64, 2)):
+        x = layers.Conv2D(
+            filters,
+            3,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=keras.initializers.HeNormal(seed=next(seeds)),
+        )(x)
+        # Batch normalisation makes the short training reliable; momentum 0.9 lets its
+        # running statistics settle within the few hundred steps it gets.
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+    x = layers.Flatten()(x)
+    return layers.Dense(
+        feature_dim,
+        activation="relu",
+        name=name,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+    )(x)
+
+
+def factor_heads(features, seeds):
+    """One softmax head per toy-face factor, named after it, on `features`."""
+    from keras import layers
+
+    return [
+        layers.Dense(
+            size,
+            activation="softmax",
+            name=name,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+        )(features)
+        for name, size in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)
+    ]
