@@ -22,7 +22,7 @@ _EXPORTS = {
     "train": "runs",
     "load_run": "runs",
     "export_generator": "export",
-    "steps_per_call": "runs",
+    "steps_per_call": "gan",
     "StopOnNonFinite": "callbacks",
     "HistoryCSV": "callbacks",
     "SampleGrid": "callbacks",

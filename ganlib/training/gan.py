@@ -134,6 +134,17 @@ def check_loss_options(
             raise ValueError(f"{what} must be a number >= 0 (0 turns it off), got {value!r}")
 
 
+def steps_per_call(steps_per_epoch, done=0, limit=8):
+    """Training steps per call into TensorFlow, Keras's steps_per_execution (chapter 4).
+
+    The largest number up to `limit` that divides both the epoch length and the
+    epoch's unfinished part, so calls never run past an epoch's end. Several steps
+    per call spare Keras most of its per-step Python work (bench/RESULTS.md has
+    the measured difference).
+    """
+    return max(k for k in range(1, limit + 1) if steps_per_epoch % k == 0 and done % k == 0)
+
+
 class GAN(keras.Model):
     """A generator and a discriminator trained against each other with `fit()` (chapter 4).
 
@@ -222,6 +233,7 @@ class GAN(keras.Model):
         # A plain dict (Keras would wrap an attribute dict into a tracked one).
         object.__setattr__(self, "preset", None)
         self._step_offset = 0  # steps of the current epoch done before this fit() call
+        self._auto_steps_per_execution = False  # from_preset(steps_per_execution="auto")
         self.built = True  # the two networks are built; nothing to infer from data
 
     # ----------------------------------------------------------------- setup
@@ -238,7 +250,7 @@ class GAN(keras.Model):
         augmenter=None,
         seed=None,
         jit_compile="auto",
-        steps_per_execution=1,
+        steps_per_execution="auto",
         loss="bce",
         gp_weight=10.0,
         r1_gamma=0.0,
@@ -255,15 +267,18 @@ class GAN(keras.Model):
         noise are dropped (they are tricks of the "bce" loss). model_options go to
         `build_pair`, e.g. spectral_norm=True or minibatch_std=True for the discriminator.
 
-        steps_per_execution: training steps per call into TensorFlow, an int >= 1; more
-        than one spares Keras's per-step Python work and trains the same weights step for
-        step. The default is 1 because only the epoch length tells which values are safe:
-        Keras 3 runs whole calls, so with steps_per_epoch=6 and 4 steps per call each
-        epoch would run 8 steps (`fit` raises ValueError instead). Pass
-        `ganlib.training.steps_per_call(steps_per_epoch)`, as `train` does, once you know
-        the epoch length; with a finite dataset and no steps_per_epoch any value is safe.
+        steps_per_execution: training steps per call into TensorFlow, an int >= 1 or
+        "auto" (the default). More than one spares Keras's per-step Python work and trains
+        the same weights step for step, but Keras 3 runs whole calls, so with
+        steps_per_epoch=6 and 4 steps per call each epoch would run 8 steps (`fit` raises
+        ValueError instead). "auto" lets each `fit` choose, as `train` does:
+        `steps_per_call(steps_per_epoch)` when steps_per_epoch is given, else up to 8 (a
+        finite dataset simply ends its epoch early).
         """
-        steps_per_execution = check_int(steps_per_execution, "steps_per_execution", 1)
+        auto_steps = steps_per_execution == "auto"
+        steps_per_execution = (
+            1 if auto_steps else check_int(steps_per_execution, "steps_per_execution", 1)
+        )
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         preset = dict(PRESETS[name])
@@ -294,6 +309,7 @@ class GAN(keras.Model):
             gp_weight=gp_weight,
             r1_gamma=r1_gamma,
         )
+        gan._auto_steps_per_execution = auto_steps
         preset.update(
             name=name,
             image_size=image_size,
@@ -737,6 +753,9 @@ class GAN(keras.Model):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset brings its own order
+        if self._auto_steps_per_execution:
+            steps = kwargs.get("steps_per_epoch")
+            self._use_steps_per_execution(steps_per_call(steps) if steps else 8)
         self._check_steps_per_execution(kwargs.get("steps_per_epoch"))
         if not any(isinstance(c, StopOnNonFinite) for c in callbacks):
             callbacks.insert(0, StopOnNonFinite())
@@ -777,11 +796,23 @@ class GAN(keras.Model):
             epoch, done = epoch + 1, 0
         if done and steps and epoch < epochs:
             part = dict(kwargs, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done)
+            if self._auto_steps_per_execution:
+                self._use_steps_per_execution(steps_per_call(steps, done))
             self._check_steps_per_execution(steps - done)
             self._fit_part(stream(epoch * steps + done), y, callbacks, part, done)
             epoch += 1
         kwargs["initial_epoch"] = epoch
         return stream(epoch * steps)
+
+    def _use_steps_per_execution(self, every):
+        """Run `every` steps per call from now on (Keras keeps the traced function otherwise)."""
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            # Keras runs several steps per call inside a tf.cond, where the replicas'
+            # all_reduce of the step fails ("You must feed a value for placeholder").
+            every = 1
+        if every != self.steps_per_execution:
+            self.steps_per_execution = every
+            self.train_function = None
 
     def _check_steps_per_execution(self, steps_per_epoch):
         every = self.steps_per_execution

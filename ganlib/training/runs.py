@@ -40,7 +40,7 @@ from ganlib.training.devices import (
     use_xla,
     worker_run_dir,
 )
-from ganlib.training.gan import GAN, check_loss_options
+from ganlib.training.gan import GAN, check_loss_options, steps_per_call
 from ganlib.training.presets import PRESETS
 
 RUN_KEYS = (
@@ -170,17 +170,6 @@ def _kid_monitor(images, data, image_size, every, seed):
     rng = np.random.default_rng(seed)
     real = images[np.sort(rng.choice(len(images), min(len(images), 2000), replace=False))]
     return metrics.KIDMonitor(real, extractor, every=every, n_samples=1000, coverage=toy, seed=seed)
-
-
-def steps_per_call(steps_per_epoch, done=0, limit=8):
-    """Training steps per call into TensorFlow, Keras's steps_per_execution (chapter 4).
-
-    The largest number up to `limit` that divides both the epoch length and the
-    epoch's unfinished part, so calls never run past an epoch's end. Several steps
-    per call spare Keras most of its per-step Python work (bench/RESULTS.md has
-    the measured difference).
-    """
-    return max(k for k in range(1, limit + 1) if steps_per_epoch % k == 0 and done % k == 0)
 
 
 def _columns(rows):
@@ -494,8 +483,11 @@ def train(
             )
         return gan, _columns(history_callback.rows)
     if steps_per_execution == "auto":
-        steps_per_execution = steps_per_call(steps, done if done < steps else 0)
+        # One step per call on several replicas: see GAN._use_steps_per_execution.
+        several = distribute.num_replicas_in_sync > 1
+        steps_per_execution = 1 if several else steps_per_call(steps, done if done < steps else 0)
     gan.steps_per_execution = check_int(steps_per_execution, "steps_per_execution", 1)
+    gan._auto_steps_per_execution = False  # chosen here, for the resumed part too
     fit_across_workers(gan, distribute)
     try:
         _fit(

@@ -71,3 +71,24 @@ def test_mirrored_strategy_matches_one_device(tmp_path):
     )
     assert result["replicas"] == [1, 2]
     assert result["weights"] < 1e-5 and result["logs"] < 1e-5
+
+
+def test_train_runs_one_step_per_call_on_several_replicas(tmp_path):
+    # Several steps per call put the replicas' all_reduce inside a tf.cond, where it fails;
+    # train's "auto" (4 steps per call here on one device) must choose 1 on two replicas.
+    result = run_script(
+        f"""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import ganlib
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        gan, history = ganlib.train("toy-faces:64", model="improved", image_size=32, width=0.125,
+                                    epochs=1, batch_size=8, steps_per_epoch=4, ada=True,
+                                    run_dir={str(tmp_path / "run")!r}, distribute=strategy, verbose=0)
+        print(json.dumps({{"per_call": gan.steps_per_execution, "steps": int(gan.global_step.numpy()),
+                          "epochs": len(history["epoch"])}}))
+        """
+    )
+    assert result == {"per_call": 1, "steps": 4, "epochs": 1}

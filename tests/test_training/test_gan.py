@@ -387,3 +387,18 @@ def test_fit_resume_on_a_dataset_needs_steps_per_epoch(tmp_path):
             resume=True,
             callbacks=[Checkpoints(folder)],
         )
+
+
+def test_from_preset_chooses_the_steps_per_call_for_each_fit():
+    # The default "auto" picks, per fit, the largest count up to 8 that divides the epoch,
+    # as ganlib.train does; an explicit count stays as given.
+    gan = GAN.from_preset("improved", 32, width=0.125, seed=0)
+    data = dataset(images(24, size=32), 4)  # 6 batches of 4
+    gan.fit(data.repeat(), epochs=1, steps_per_epoch=6, verbose=0)
+    assert gan.steps_per_execution == 6 and int(gan.global_step.numpy()) == 6
+    gan.fit(data.repeat(), epochs=1, steps_per_epoch=4, verbose=0)
+    assert gan.steps_per_execution == 4 and int(gan.global_step.numpy()) == 10
+    fixed = GAN.from_preset("improved", 32, width=0.125, seed=0, steps_per_execution=3)
+    with pytest.raises(ValueError, match="multiple of steps_per_execution"):
+        fixed.fit(data.repeat(), epochs=1, steps_per_epoch=4, verbose=0)
+    assert fixed.steps_per_execution == 3
