@@ -31,7 +31,7 @@ from ganlib.common import (
     to_uint8,
 )
 from ganlib.data.toy_faces import _BG, _EYE, _HAIR, _SKIN, FACTOR_NAMES, FACTOR_SIZES, toy_faces
-from ganlib.metrics.features import factor_heads, toy_face_trunk
+from ganlib.metrics.features import factor_heads, fit_in_seeded_order, toy_face_trunk
 
 # The kinds of non-face images the face output learns to refuse (see `non_faces`).
 NEGATIVE_KINDS = ("noise", "blank", "colour", "blobs", "stripes", "tiles", "mixture")
@@ -361,24 +361,15 @@ class CalibratedDecoder:
             optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
             loss=["categorical_crossentropy"] * len(FACTOR_NAMES) + ["binary_crossentropy"],
         )
-        # Shuffled with NumPy, not Dataset.shuffle, so the order depends on `seed` alone.
-        rng = np.random.default_rng(seed + 7)
-        for epoch in range(config["epochs"]):
-            order = rng.permutation(len(images))
-            data = (
-                tf.data.Dataset.from_tensor_slices(
-                    (images[order], tuple(t[order] for t in targets))
-                )
-                .batch(batch_size)
-                .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
-            )
-            self.network.fit(
-                data,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                shuffle=False,
-                verbose=2 if verbose else 0,
-            )
+        fit_in_seeded_order(
+            self.network,
+            images,
+            tuple(targets),
+            config["epochs"],
+            batch_size,
+            np.random.default_rng(seed + 7),
+            verbose,
+        )
         seconds = time.perf_counter() - start
         # Calibration on images no training step saw: other faces, other draws.
         n = config["calibration_size"]

@@ -231,24 +231,15 @@ class DomainFeatures(_Extractor):
             optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
             loss=["sparse_categorical_crossentropy"] * len(FACTOR_NAMES),
         )
-        # The order is shuffled with NumPy, not Dataset.shuffle: tf.data mixes TensorFlow's
-        # global seed into its own, so the order (and the weights) would change with
-        # whatever the caller seeded before.
-        rng = np.random.default_rng(config["seed"])
-        for epoch in range(config["epochs"]):
-            order = rng.permutation(len(images))
-            data = (
-                tf.data.Dataset.from_tensor_slices((images[order], tuple(factors[order].T)))
-                .batch(batch_size)
-                .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
-            )
-            self.classifier.fit(
-                data,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                shuffle=False,
-                verbose=2 if verbose else 0,
-            )
+        fit_in_seeded_order(
+            self.classifier,
+            images,
+            tuple(factors.T),
+            config["epochs"],
+            batch_size,
+            np.random.default_rng(config["seed"]),
+            verbose,
+        )
         seconds = time.perf_counter() - start
         predictions = self.classifier.predict(
             test_images.astype(np.float32) / 255.0, batch_size=512, verbose=0
@@ -328,3 +319,22 @@ def factor_heads(features, seeds):
         )(features)
         for name, size in zip(FACTOR_NAMES, FACTOR_SIZES, strict=True)
     ]
+
+
+def fit_in_seeded_order(network, images, targets, epochs, batch_size, rng, verbose=False):
+    """Fit `network` on uint8 `images` (scaled to [0, 1]) and a tuple of target arrays,
+    each epoch in an order drawn from the NumPy generator `rng`.
+
+    Not Dataset.shuffle: tf.data mixes TensorFlow's global seed into its own, so the order
+    (and the cached weights) would change with whatever the caller seeded before.
+    """
+    for epoch in range(epochs):
+        order = rng.permutation(len(images))
+        data = (
+            tf.data.Dataset.from_tensor_slices((images[order], tuple(t[order] for t in targets)))
+            .batch(batch_size)
+            .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
+        )
+        network.fit(
+            data, initial_epoch=epoch, epochs=epoch + 1, shuffle=False, verbose=2 if verbose else 0
+        )
