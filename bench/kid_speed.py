@@ -4,7 +4,7 @@
                               [--no-record] [--results-file PATH] [--json PATH] [--tiny]
 
 The reference is a private copy, below, of the per-subset loop that kid ran before it
-learned to reuse the kernel of the pooled features (chapter 5): three float64 (s, d) x (d, s)
+learned to reuse the kernel of the pooled features (chapter 6): three float64 (s, d) x (d, s)
 kernel products per subset. Both run in the same process on the same data and the same
 seed, so they draw the same subsets; their values must agree to 1e-6 relative.
 

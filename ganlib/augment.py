@@ -1,4 +1,4 @@
-"""Adaptive discriminator augmentation (ADA): augment what the discriminator sees, as much as it needs (chapter 6).
+"""Adaptive discriminator augmentation (ADA): augment what the discriminator sees, as much as it needs (chapter 7).
 
 With little data the discriminator memorises the training images and its
 feedback to the generator stops being useful. Karras et al. (2020) augment
@@ -21,7 +21,7 @@ __all__ = ["AdaptiveAugmenter"]
 
 
 class AdaptiveAugmenter(keras.layers.Layer):
-    """Flip, translate, rotate and zoom each image with probability `probability` (chapter 6).
+    """Flip, translate, rotate and zoom each image with probability `probability` (chapter 7).
 
     images: float or uint8 tensor (n, h, w, c) in any value range; the output has
     the same shape, dtype and range (geometric transforms only, edges filled by
@@ -129,7 +129,7 @@ class AdaptiveAugmenter(keras.layers.Layer):
         return _bilinear_reflect(images, x, y)
 
     def update(self, real_accuracy):
-        """Move p by (real_accuracy - target_accuracy) / integration_steps, clipped to [0, 1] (chapter 6).
+        """Move p by (real_accuracy - target_accuracy) / integration_steps, clipped to [0, 1] (chapter 7).
 
         real_accuracy: scalar (tensor or float), the batch's share of real images
         the discriminator called real. Returns the new probability.

@@ -1,4 +1,4 @@
-"""The command line: `python -m ganlib COMMAND ...` or `ganlib COMMAND ...` (chapter 4).
+"""The command line: `python -m ganlib COMMAND ...` or `ganlib COMMAND ...` (chapter 5).
 
 Commands:
   data SOURCE [--preview grid.png] [--image-size 32|64] [--n N]
@@ -686,7 +686,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="The GAN book's library from the shell: data, training, sampling and "
-        "exporting a generator (chapter 4).",
+        "exporting a generator (chapter 5).",
     )
     parser.add_argument("--traceback", action="store_true", help=_TRACEBACK_HELP)
     parser.set_defaults(tensorflow=False, out_of_memory=_out_of_memory_advice)

@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["IMAGE_SIZES", "to_uint8", "value_range_of"]
 
-# The sizes the book's convolutional models are built for (chapters 2-7).
+# The sizes the book's convolutional models are built for (chapters 2-8).
 IMAGE_SIZES = (32, 64)
 # The smallest image a loader or the toy faces will make.
 MIN_IMAGE_SIZE = 16

@@ -50,7 +50,7 @@ def image_grid(
 def save_grid(path, images, rows=None, cols=None, value_range=None, scale=1) -> Path:
     """Write image_grid(...) as a PNG, enlarged `scale` times (nearest) so small faces stay visible.
 
-    Explained in chapter 4.
+    Explained in chapter 5.
     """
     from PIL import Image
 

@@ -409,7 +409,7 @@ _CIFAR_BN_MOMENTUM = 0.9
 
 
 def cifar_generator(image_size=32, latent_dim=128, width=1.0):
-    """The CIFAR DCGAN project's generator (chapter 6).
+    """The CIFAR DCGAN project's generator (chapter 7).
 
     noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
 
@@ -442,7 +442,7 @@ def cifar_generator(image_size=32, latent_dim=128, width=1.0):
 
 
 def cifar_discriminator(image_size=32, width=1.0, spectral_norm=False, minibatch_std=False):
-    """The CIFAR DCGAN project's discriminator (chapter 6).
+    """The CIFAR DCGAN project's discriminator (chapter 7).
 
     float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
 
@@ -530,7 +530,7 @@ def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
 
 
 def latent_dim(generator):
-    """Length of the noise vector `generator` takes (its input is (n, latent_dim)) (chapter 4)."""
+    """Length of the noise vector `generator` takes (its input is (n, latent_dim)) (chapter 5)."""
     shape = tuple(generator.inputs[0].shape)
     if len(generator.inputs) != 1 or len(shape) != 2 or shape[-1] is None:
         raise ValueError(

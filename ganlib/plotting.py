@@ -57,7 +57,7 @@ def _history_columns(history) -> dict:
 
 
 def plot_history(history, ax=None):
-    """Draw the losses (left) and the discriminator's accuracies (right) per epoch (chapter 4).
+    """Draw the losses (left) and the discriminator's accuracies (right) per epoch (chapter 5).
 
     history: a run folder or its history.csv, a keras.callbacks.History, a dict of
     lists (e.g. from ganlib.train or train_on_batch_loop) or a DataFrame. Uses the

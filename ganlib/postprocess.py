@@ -1,6 +1,6 @@
-"""Post-processing generated images: upscale, denoise, sharpen, keep the best, super-resolve (chapter 7).
+"""Post-processing generated images: upscale, denoise, sharpen, keep the best, super-resolve (chapter 8).
 
-Chapter 7 finishes generated 32 px samples the way the CIFAR DCGAN project does
+Chapter 8 finishes generated 32 px samples the way the CIFAR DCGAN project does
 (a DCGAN trained on one CIFAR-10 class at 32x32): draw many,
 keep the ones the discriminator likes best, enlarge them with bicubic
 interpolation, remove speckles with a median filter, sharpen with Pillow's
@@ -73,7 +73,7 @@ def _to_unit(images, value_range=None):
 
 
 def upscale(images, factor=2, method="bicubic", value_range=None):
-    """Enlarge images `factor` times with tf.image.resize (chapter 7; bicubic by default; also
+    """Enlarge images `factor` times with tf.image.resize (chapter 8; bicubic by default; also
     "bilinear", "lanczos3", "nearest", "area"). Bicubic overshoots at edges, so the
     result is clipped to the value range. Returns (n, h*factor, w*factor, c)."""
     import tensorflow as tf
@@ -93,7 +93,7 @@ def upscale(images, factor=2, method="bicubic", value_range=None):
 
 def median_denoise(images, size=3, value_range=None):
     """Replace every pixel by the median of its size x size neighbourhood, channel by
-    channel (scipy.ndimage.median_filter, edges mirrored; chapter 7). Removes isolated
+    channel (scipy.ndimage.median_filter, edges mirrored; chapter 8). Removes isolated
     speckles while keeping edges, unlike a blur. Returns the same shape."""
     from scipy.ndimage import median_filter
 
@@ -105,7 +105,7 @@ def median_denoise(images, size=3, value_range=None):
 
 def sharpen(images, value_range=None):
     """Pillow's ImageFilter.SHARPEN (3x3 kernel, centre 32, neighbours -2, divided by 16;
-    chapter 7). Pillow filters 8-bit images, so float input passes through uint8 on the
+    chapter 8). Pillow filters 8-bit images, so float input passes through uint8 on the
     way. Returns the same shape."""
     from PIL import Image, ImageFilter
 
@@ -119,7 +119,7 @@ def sharpen(images, value_range=None):
 
 
 def select_best(gan, n, pool=1000, batch_size=256, seed=None):
-    """Draw `pool` images from gan.generate and keep the n the discriminator finds most real (chapter 7).
+    """Draw `pool` images from gan.generate and keep the n the discriminator finds most real (chapter 8).
 
     gan: anything with generate(count, seed=None) -> images and
     discriminator(images) -> scores (n, 1) or (n,), higher meaning "more real"
@@ -169,7 +169,7 @@ def _load_esrgan(handle):
 
 
 def esrgan(images, model=None, value_range=None):
-    """Super-resolve images 4x with ESRGAN (captain-pool/esrgan-tf2 on TensorFlow Hub; chapter 7).
+    """Super-resolve images 4x with ESRGAN (captain-pool/esrgan-tf2 on TensorFlow Hub; chapter 8).
 
     model: None loads ESRGAN_HANDLE through tensorflow_hub (an optional extra);
     a string is a Hub handle or a local SavedModel folder (ESRGAN_OFFLINE_HELP
@@ -200,7 +200,7 @@ def esrgan(images, model=None, value_range=None):
 
 
 def enhance(images, factor=2, size=3, value_range=None):
-    """Chapter 7's clean-up chain: bicubic upscale by `factor`, size x size median
+    """Chapter 8's clean-up chain: bicubic upscale by `factor`, size x size median
     denoise, sharpen. Returns images `factor` times larger, same dtype and value range."""
     images = upscale(images, factor, value_range=value_range)
     return sharpen(median_denoise(images, size, value_range=value_range), value_range=value_range)
@@ -208,13 +208,13 @@ def enhance(images, factor=2, size=3, value_range=None):
 
 def compare_grid(images, value_range=None, rounds=2, esrgan_model=None, size=2.0):
     """Show original, enhanced (upscale x2 + median + sharpen, `rounds` times) and ESRGAN x4
-    versions side by side, one row per image (chapter 7); returns the matplotlib Figure.
+    versions side by side, one row per image (chapter 8); returns the matplotlib Figure.
 
     esrgan_model: None tries to load ESRGAN (see esrgan); False skips it; a
     string (Hub handle or local SavedModel folder) or a callable is used as the
     model. When ESRGAN is unavailable its column says so and a warning says why
     and how to get the model, instead of failing. ESRGAN gets the median-filtered
-    image, as the CIFAR DCGAN project does (chapter 7).
+    image, as the CIFAR DCGAN project does (chapter 8).
     """
     import matplotlib.pyplot as plt
 

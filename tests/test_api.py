@@ -24,7 +24,9 @@ MODULES = [
     "ganlib.experiments",
 ]
 # Words that only make sense to someone who saw how the book was made.
-UNPLACEABLE = re.compile(r"anime design|CIFAR design|as it ran|first design|the seed\b|the design\b")
+UNPLACEABLE = re.compile(
+    r"anime design|CIFAR design|as it ran|first design|the seed\b|the design\b"
+)
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -36,7 +38,9 @@ def test_every_public_name_exists_and_points_to_its_chapter(name):
         value = getattr(module, public)
         if inspect.isfunction(value) or inspect.isclass(value):
             doc = inspect.getdoc(value) or ""
-            assert re.search(r"[Cc]hapters? \d", doc), f"{name}.{public}: docstring names no chapter"
+            assert re.search(r"[Cc]hapters? \d", doc), (
+                f"{name}.{public}: docstring names no chapter"
+            )
 
 
 def test_internals_are_not_public():

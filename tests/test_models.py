@@ -430,7 +430,7 @@ def test_latent_dim_helper():
         models.latent_dim(models.cifar_discriminator(32, width=0.25))
 
 
-# --------------------------------------------------------------------------- cures (chapter 4)
+# --------------------------------------------------------------------------- cures (chapter 5)
 
 
 def _numpy_minibatch_std(x, group_size=None):

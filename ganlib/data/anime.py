@@ -1,4 +1,4 @@
-"""The Kaggle anime-face set that chapters 3 and 4 train on at 64x64."""
+"""The Kaggle anime-face set that chapters 3 and 5 train on at 64x64."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def anime_faces(
     path=None, subset: int | None = None, image_size: int = 64, return_report: bool = False
 ):
     """The Kaggle anime-face set (splcher/animefacedataset, 63,565 JPEGs) as uint8 (n, s, s, 3).
-    Explained in chapter 4.
+    Explained in chapter 5.
 
     path: the downloaded folder (its images are in an images/ subfolder, which
     is used when present), else the GANLIB_ANIME_FACES environment variable,

@@ -1,4 +1,4 @@
-"""CIFAR-10, one class at a time, read from the python tarball without unpickling code (chapter 6)."""
+"""CIFAR-10, one class at a time, read from the python tarball without unpickling code (chapter 7)."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def _read_cifar_batches(source: Path, names: tuple) -> list[tuple[str, bytes]]:
 
 
 def load_cifar10(class_name_or_index, split: str = "train", path=None) -> np.ndarray:
-    """All CIFAR-10 images of one class as uint8 (n, 32, 32, 3): 5,000 per class (chapter 6).
+    """All CIFAR-10 images of one class as uint8 (n, 32, 32, 3): 5,000 per class (chapter 7).
     for split="train", 1,000 for split="test".
 
     class_name_or_index: a name from CIFAR10_CLASSES ("cat") or its index 0-9.

@@ -91,7 +91,7 @@ def image_dataset(
 
 
 def resize_images(images: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 (n, h, w, 3) -> uint8 (n, image_size, image_size, 3), Lanczos; no-op at that size (chapter 6)."""
+    """uint8 (n, h, w, 3) -> uint8 (n, image_size, image_size, 3), Lanczos; no-op at that size (chapter 7)."""
     image_size = check_image_size(image_size)
     if images.shape[1:3] == (image_size, image_size):
         return images

@@ -1,4 +1,4 @@
-"""SOURCE strings, as the command line names data sets: "toy-faces:2000", "cifar10:cat", a folder (chapter 4)."""
+"""SOURCE strings, as the command line names data sets: "toy-faces:2000", "cifar10:cat", a folder (chapter 5)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ SOURCES_HELP = "toy-faces[:N], cifar10:CLASS, anime-faces[:N] or a folder of ima
 
 def load_source(spec: str, image_size: int = 64):
     """Images named by a SOURCE string: (uint8 (n, image_size, image_size, 3), description).
-    Explained in chapter 4.
+    Explained in chapter 5.
 
     spec: "toy-faces" (20,000 faces) or "toy-faces:N"; "cifar10:CLASS" (a class
     name or index, upsampled with Lanczos when image_size is not 32);

@@ -1,4 +1,4 @@
-"""Reading the five factors back from toy-face images (chapter 5): the basis of mode coverage."""
+"""Reading the five factors back from toy-face images (chapter 6): the basis of mode coverage."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def _jitter_templates(image_size: int):
 
 
 def decode_toy_faces(images, batch_size: int = 512) -> np.ndarray:
-    """Read the five factors back from toy-face images (chapter 5).
+    """Read the five factors back from toy-face images (chapter 6).
 
     images: (n, s, s, 3), uint8 in [0, 255] or float in [-1, 1] (when any value
     is negative) or [0, 1]; reliable for s >= 32 (the book uses 32 and 64;

@@ -1,6 +1,6 @@
 """Toy faces: procedural anime-style faces with five known factors, the offline default (chapter 1).
 
-The factors are what lets chapter 5 measure mode collapse exactly: `toy_decode`
+The factors are what lets chapter 6 measure mode collapse exactly: `toy_decode`
 reads them back from images.
 """
 

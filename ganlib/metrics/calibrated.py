@@ -1,4 +1,4 @@
-"""A calibrated toy-face decoder for generated images: reads blurred, noisy faces, refuses non-faces (chapter 5).
+"""A calibrated toy-face decoder for generated images: reads blurred, noisy faces, refuses non-faces (chapter 6).
 
 `decode_toy_faces` is exact on real faces but refuses almost every generated one,
 whose colours and edges are a little off. `CalibratedDecoder` is a small network
@@ -83,7 +83,7 @@ def _shift(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 
 
 def degrade(images, rng, strength=1.0) -> np.ndarray:
-    """Real toy faces made to look generated: uint8 (n, s, s, 3) -> uint8 (n, s, s, 3) (chapter 5).
+    """Real toy faces made to look generated: uint8 (n, s, s, 3) -> uint8 (n, s, s, 3) (chapter 6).
 
     Each image independently gets, with some probability, a colour change (per-channel
     gain, contrast, brightness), a shift of up to s/16 pixels, a Gaussian blur with
@@ -186,7 +186,7 @@ def _assorted(n, size, rng, kinds):
 
 
 def non_faces(n, image_size, rng, kind=None) -> np.ndarray:
-    """Images that are not toy faces, uint8 (n, image_size, image_size, 3) (chapter 5).
+    """Images that are not toy faces, uint8 (n, image_size, image_size, 3) (chapter 6).
 
     kind: one of NEGATIVE_KINDS, or None for an even mix. "colour" includes the
     palettes' own colours; "tiles" are real faces in shuffled tiles; "mixture"
@@ -241,7 +241,7 @@ def non_faces(n, image_size, rng, kind=None) -> np.ndarray:
 
 
 class CalibratedDecoder:
-    """Reads the five toy-face factors from generated images and refuses non-faces (chapter 5).
+    """Reads the five toy-face factors from generated images and refuses non-faces (chapter 6).
 
     Call it like ganlib.data.decode_toy_faces: images (n, h, w, 3), uint8 or float
     (value_range as in common.to_uint8; other sizes are resized to image_size)

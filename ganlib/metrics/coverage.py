@@ -1,4 +1,4 @@
-"""Mode coverage: which of the toy faces' factor combinations a generator draws (chapter 5). NumPy only."""
+"""Mode coverage: which of the toy faces' factor combinations a generator draws (chapter 6). NumPy only."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ganlib.data.toy_faces import FACTOR_NAMES, FACTOR_SIZES, NUM_COMBINATIONS
 
 
 def mode_coverage(images, value_range=None, decoder="strict") -> dict:
-    """How many of the toy faces' 2,304 factor combinations a set of images shows (chapter 5).
+    """How many of the toy faces' 2,304 factor combinations a set of images shows (chapter 6).
 
     images: toy-face-like images (n, h, w, 3), uint8 or float (value_range as in
     plotting.to_uint8). decoder: "strict" (ganlib.data.decode_toy_faces: exact on

@@ -1,4 +1,4 @@
-"""KID and FID: distances between two sets of feature vectors (chapter 5). NumPy only."""
+"""KID and FID: distances between two sets of feature vectors (chapter 6). NumPy only."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ _CHUNK = 128
 
 
 def _pooled_kernel_pays(n, m, d, s, num_subsets):
-    """Whether kid() should compute the kernel of the pooled features once (chapter 5).
+    """Whether kid() should compute the kernel of the pooled features once (chapter 6).
 
     Two conditions: the pooled (n+m) x (n+m) float64 kernel fits _POOLED_KERNEL_MAX_BYTES,
     and its rough arithmetic, (n+m)^2 (d + num_subsets) for the kernel plus the indicator
@@ -107,7 +107,7 @@ def _kid_pooled(real, fake, real_subsets, fake_subsets, num_subsets):
 
 
 def kid(real_features, fake_features, num_subsets=100, subset_size=1000, seed=0):
-    """Kernel Inception Distance: the unbiased squared MMD with a cubic polynomial kernel (chapter 5).
+    """Kernel Inception Distance: the unbiased squared MMD with a cubic polynomial kernel (chapter 6).
 
     real_features (n, d), fake_features (m, d): float arrays from one extractor.
     With k(x, y) = (x . y / d + 1)^3 and subsets X, Y of size s drawn without
@@ -164,7 +164,7 @@ def kid(real_features, fake_features, num_subsets=100, subset_size=1000, seed=0)
 
 
 def fid(real_features, fake_features):
-    """Squared Fréchet distance between Gaussians fitted to two feature sets (chapter 5).
+    """Squared Fréchet distance between Gaussians fitted to two feature sets (chapter 6).
 
     With Inception features this is FID. It is the *squared* Fréchet (2-Wasserstein)
     distance between N(mu_r, S_r) and N(mu_f, S_f) (its square root is the distance)::

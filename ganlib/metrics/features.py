@@ -1,4 +1,4 @@
-"""Feature extractors for KID and FID: Inception (ImageNet) and a small toy-face network (chapter 5)."""
+"""Feature extractors for KID and FID: Inception (ImageNet) and a small toy-face network (chapter 6)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _keras_cache_dir() -> Path:
 
 
 class InceptionFeatures(_Extractor):
-    """2048 ImageNet features per image: InceptionV3 without its top, average-pooled (chapter 5).
+    """2048 ImageNet features per image: InceptionV3 without its top, average-pooled (chapter 6).
 
     Images are resized to 299 x 299 with bilinear interpolation with
     antialiasing on (for the 32 and 64 px images of this book that is plain
@@ -135,7 +135,7 @@ class InceptionFeatures(_Extractor):
 
 
 class DomainFeatures(_Extractor):
-    """Features from a small CNN trained to recognise the five toy-face factors (chapter 5).
+    """Features from a small CNN trained to recognise the five toy-face factors (chapter 6).
 
     The network sees image_size x image_size inputs (32 or 64; other image sizes
     are resized, bilinear with antialiasing), learns hair colour, eye colour,

@@ -1,4 +1,4 @@
-"""KIDMonitor: KID (and coverage) of a GAN's samples during training (chapter 5)."""
+"""KIDMonitor: KID (and coverage) of a GAN's samples during training (chapter 6)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _DEFAULT_SUBSET_SIZE = 1000
 
 
 class KIDMonitor(keras.callbacks.Callback):
-    """Keras callback: KID of freshly generated images against real ones every `every` epochs (chapter 5).
+    """Keras callback: KID of freshly generated images against real ones every `every` epochs (chapter 6).
 
     real_images: images (n, h, w, c) in any value range (value_range as in
     ganlib.common.to_uint8); their features are computed once, here. extractor:

@@ -8,6 +8,7 @@
 - `export_generator` (export.py): a run's generator as a stand-alone .keras file.
 - devices.py: tf.distribute strategy, mixed precision and XLA.
 - notebook_loop.py: the anime-face notebook's train_on_batch loop, for comparison.
+- modes.py: a chapter's MODE (quick, gpu-short, full) and what a GPU run costs.
 
 Names load from their file on first use, so reading a history.csv
 (`ganlib.training.history`) does not import TensorFlow.
@@ -38,6 +39,9 @@ _EXPORTS = {
     "mixed_precision_policy": "devices",
     "use_xla": "devices",
     "train_on_batch_loop": "notebook_loop",
+    "MODES": "modes",
+    "book_mode": "modes",
+    "gpu_minutes": "modes",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

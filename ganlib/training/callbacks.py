@@ -1,4 +1,4 @@
-"""Callbacks that every run uses: stop at a NaN loss, the history CSV, sample grids (chapter 4)."""
+"""Callbacks that every run uses: stop at a NaN loss, the history CSV, sample grids (chapter 5)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _failed_step(model):
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Raise FloatingPointError once a GAN's loss has been NaN or infinite, naming it (chapter 4).
+    """Raise FloatingPointError once a GAN's loss has been NaN or infinite, naming it (chapter 5).
 
     The GAN's train_step records the first bad step on the device; this callback
     checks that record after the steps (in Keras's background thread when no other
@@ -75,7 +75,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class HistoryCSV(keras.callbacks.Callback):
-    """Keep `path` as a CSV with one row per finished epoch (`epoch` column, from 0) (chapter 4).
+    """Keep `path` as a CSV with one row per finished epoch (`epoch` column, from 0) (chapter 5).
 
     When an epoch starts, rows for it and later epochs (left by an interrupted run)
     are dropped, so a resumed run has no gap and no duplicate. Rewritten atomically
@@ -109,7 +109,7 @@ def _is_number(value):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """A rows x cols grid from the same noise at the end of every `every`-th epoch (chapter 4).
+    """A rows x cols grid from the same noise at the end of every `every`-th epoch (chapter 5).
 
     Kept in memory as `.grids`, a list of (epoch, uint8 images (rows*cols, h, w, c)),
     and, with a run_dir, saved as run_dir/samples/epoch_XXXX.png (epoch from 0).

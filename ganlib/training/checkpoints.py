@@ -1,4 +1,4 @@
-"""Checkpoints that survive a killed process, and resuming from them (chapter 4)."""
+"""Checkpoints that survive a killed process, and resuming from them (chapter 5)."""
 
 from __future__ import annotations
 
@@ -45,13 +45,13 @@ def _inner(optimizer):
 
 
 def list_checkpoints(directory):
-    """Checkpoint files (ckpt-STEP.npz paths) in `directory`, oldest first (chapter 4)."""
+    """Checkpoint files (ckpt-STEP.npz paths) in `directory`, oldest first (chapter 5)."""
     directory = Path(directory)
     return sorted(directory.glob(_CHECKPOINT_GLOB)) if directory.is_dir() else []
 
 
 def save_checkpoint(gan, directory, epoch, step_in_epoch=0, keep=3, steps_per_epoch=None):
-    """Write the GAN's training state to directory/ckpt-STEP.npz atomically (chapter 4).
+    """Write the GAN's training state to directory/ckpt-STEP.npz atomically (chapter 5).
 
     Keeps the newest `keep` checkpoints.
 
@@ -91,7 +91,7 @@ def save_checkpoint(gan, directory, epoch, step_in_epoch=0, keep=3, steps_per_ep
 
 
 def remove_stale_temporaries(directory):
-    """Delete half-written checkpoint files left by processes that no longer run (chapter 4)."""
+    """Delete half-written checkpoint files left by processes that no longer run (chapter 5)."""
     for temporary in Path(directory).glob(".ckpt-*.tmp"):
         try:
             pid = int(temporary.suffixes[-3].lstrip("."))  # .ckpt-STEP.npz.PID.RANDOM.tmp
@@ -116,7 +116,7 @@ def _read_checkpoint(path):
 
 
 def latest_checkpoint(directory):
-    """(path, meta, arrays) of the newest fully readable checkpoint in `directory` (chapter 4).
+    """(path, meta, arrays) of the newest fully readable checkpoint in `directory` (chapter 5).
 
     None when there is none.
 
@@ -134,7 +134,7 @@ def latest_checkpoint(directory):
 
 
 def load_checkpoint(gan, directory):
-    """Restore the newest readable checkpoint in `directory` into `gan` (chapter 4).
+    """Restore the newest readable checkpoint in `directory` into `gan` (chapter 5).
 
     Returns its counters {"epoch", "step_in_epoch", "step", "steps_per_epoch", "path", ...}
     (steps_per_epoch None in checkpoints that did not record it) or None when
@@ -177,7 +177,7 @@ def load_checkpoint(gan, directory):
 
 
 class Checkpoints(keras.callbacks.Callback):
-    """Save the training state into `directory` each epoch, every `every_steps` steps (chapter 4).
+    """Save the training state into `directory` each epoch, every `every_steps` steps (chapter 5).
 
     keep: how many checkpoints to keep. Nothing is written once a loss is NaN or infinite.
     `GAN.fit(..., resume=True)` restores from the same folder.

@@ -1,4 +1,4 @@
-"""Where training runs: the tf.distribute strategy (one machine or several), mixed precision and XLA (chapter 4)."""
+"""Where training runs: the tf.distribute strategy (one machine or several), mixed precision and XLA (chapter 5)."""
 
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ def _cluster_workers():
         cluster = resolver.cluster_spec().as_dict()
     except ValueError as error:  # json.JSONDecodeError is a ValueError
         raise ValueError(
-            f"TF_CONFIG is not a valid cluster description ({error}); set it as chapter 4 "
+            f"TF_CONFIG is not a valid cluster description ({error}); set it as chapter 5 "
             f"shows or unset it to train on this machine alone"
         ) from None
     return sum(len(cluster.get(job, ())) for job in ("chief", "worker"))
 
 
 def strategy():
-    """The tf.distribute strategy for this process (chapter 4).
+    """The tf.distribute strategy for this process (chapter 5).
 
     MultiWorkerMirroredStrategy when the TF_CONFIG environment variable describes a
     cluster of two or more workers; else TPUStrategy on a Colab/Cloud TPU,
@@ -85,14 +85,14 @@ def strategy():
 
 
 def is_multi_worker(distribute):
-    """Whether `distribute` trains across several processes or machines (chapter 4)."""
+    """Whether `distribute` trains across several processes or machines (chapter 5)."""
     return isinstance(distribute, tf.distribute.MultiWorkerMirroredStrategy) and bool(
         distribute.cluster_resolver.cluster_spec().as_dict()
     )
 
 
 def is_chief(distribute=None):
-    """Whether this process writes the run's files: always, except on a non-chief worker (chapter 4).
+    """Whether this process writes the run's files: always, except on a non-chief worker (chapter 5).
 
     The chief is the task of type "chief" in TF_CONFIG, or worker 0 when there is none.
     distribute: the strategy in use (default `strategy()`).
@@ -114,7 +114,7 @@ atexit.register(_remove_throwaway)
 
 
 def worker_run_dir(run_dir, distribute=None):
-    """The folder this process writes a run's files into (chapter 4).
+    """The folder this process writes a run's files into (chapter 5).
 
     `run_dir` itself on the chief. Every worker runs the same steps and callbacks, so
     another worker writes its checkpoints, samples and history into a throw-away
@@ -141,7 +141,7 @@ def _rank1_logs(train_step):
 
 
 def fit_across_workers(model, distribute):
-    """Let `model.fit` run under a multi-worker `distribute`; a no-op otherwise (chapter 4).
+    """Let `model.fit` run under a multi-worker `distribute`; a no-op otherwise (chapter 5).
 
     Keras 3's fit fails there in two ways. It averages each log over the workers with
     `strategy.reduce("MEAN", value, axis=0)`, which cannot reduce the scalar logs every
@@ -169,7 +169,7 @@ def _choice(value, what):
 
 
 def mixed_precision_policy(mode="auto", accelerator=None):
-    """Keras dtype policy name for `mode` ("auto", "on", "off") on `accelerator` (chapter 4).
+    """Keras dtype policy name for `mode` ("auto", "on", "off") on `accelerator` (chapter 5).
 
     auto: mixed_float16 on a GPU, mixed_bfloat16 on a TPU, float32 on the CPU.
     on: mixed_bfloat16 on a TPU, mixed_float16 elsewhere. off: float32.
@@ -182,7 +182,7 @@ def mixed_precision_policy(mode="auto", accelerator=None):
 
 
 def use_xla(mode="auto", accelerator=None):
-    """Whether to jit-compile the training step: auto means on GPUs and TPUs only (chapter 4)."""
+    """Whether to jit-compile the training step: auto means on GPUs and TPUs only (chapter 5)."""
     mode = _choice(mode, "xla")
     accelerator = accelerator or _accelerator()
     return mode == "on" or (mode == "auto" and accelerator != "cpu")

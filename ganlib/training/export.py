@@ -1,4 +1,4 @@
-"""Export a run's generator as a stand-alone `.keras` file (chapter 4).
+"""Export a run's generator as a stand-alone `.keras` file (chapter 5).
 
 A run folder's checkpoints hold the whole training state in ganlib's own format;
 this writes just the generator in Keras's format, so that anyone with Keras (and
@@ -34,7 +34,7 @@ def export_generator(run_dir, out):
     """Write the newest checkpoint's generator of a run to `out` (.keras); return its metadata.
 
     The EMA copy (`gan.ema_generator`) is written when the run keeps one, since that is
-    what `load_run(run_dir).generate` draws from (chapter 4). The model maps float32
+    what `load_run(run_dir).generate` draws from (chapter 5). The model maps float32
     noise (n, latent_dim) to float32 images (n, h, w, c) in the run's value range and
     needs only Keras: `keras.models.load_model(out)(noise)` equals
     `load_run(run_dir).generate(n, seed=s)` for

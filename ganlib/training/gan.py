@@ -1,4 +1,4 @@
-"""The GAN as a keras.Model: one discriminator and one generator update per `train_step` (chapter 4)."""
+"""The GAN as a keras.Model: one discriminator and one generator update per `train_step` (chapter 5)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ganlib.training.presets import PRESETS
 
 
 def discriminator_logits(discriminator):
-    """A model sharing `discriminator`'s weights that outputs its logit, float (n, 1) (chapter 4).
+    """A model sharing `discriminator`'s weights that outputs its logit, float (n, 1) (chapter 5).
 
     Uses the layer named "logit" (every ganlib discriminator has one); otherwise the
     input of a final sigmoid Activation layer, the pre-activation of a final sigmoid
@@ -113,7 +113,7 @@ LOSSES = ("bce", "hinge", "wgan-gp")
 def check_loss_options(
     loss="bce", gp_weight=10.0, r1_gamma=0.0, label_smoothing=0.0, label_noise=0.0
 ):
-    """ValueError unless these are valid `GAN.compile` settings (chapter 4)."""
+    """ValueError unless these are valid `GAN.compile` settings (chapter 5)."""
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     if not 0.0 <= label_noise <= 0.5:
@@ -135,7 +135,7 @@ def check_loss_options(
 
 
 def steps_per_call(steps_per_epoch, done=0, limit=8):
-    """Training steps per call into TensorFlow, Keras's steps_per_execution (chapter 4).
+    """Training steps per call into TensorFlow, Keras's steps_per_execution (chapter 5).
 
     The largest number up to `limit` that divides both the epoch length and the
     epoch's unfinished part, so calls never run past an epoch's end. Several steps
@@ -146,7 +146,7 @@ def steps_per_call(steps_per_epoch, done=0, limit=8):
 
 
 class GAN(keras.Model):
-    """A generator and a discriminator trained against each other with `fit()` (chapter 4).
+    """A generator and a discriminator trained against each other with `fit()` (chapter 5).
 
     generator: noise float32 (n, latent_dim) -> images (n, h, w, c) in its value range.
     discriminator: images -> (n, 1); the loss uses its logit (see `discriminator_logits`).
@@ -157,12 +157,12 @@ class GAN(keras.Model):
     generator (`ganlib.models.value_range`), so pass it for a generator of your own.
     augmenter: a layer called as augmenter(images, training=True) on everything the
     discriminator sees, with update(real_accuracy) and a `probability` variable
-    (ganlib.augment.AdaptiveAugmenter, chapter 6). An augmenter with a
+    (ganlib.augment.AdaptiveAugmenter, chapter 7). An augmenter with a
     `draws_per_image` attribute is also given draws=, float32 (n, draws_per_image)
     uniform in [0, 1): its images' rows of a draw for the global batch, so that each
     replica augments its images differently. ema: keep an exponential moving average of
     the generator's weights with this decay (e.g. 0.99) in `ema_generator`, used by
-    `generate()` (chapter 6; see `update_ema` and `refresh_ema_statistics`). seed: the
+    `generate()` (chapter 7; see `update_ema` and `refresh_ema_statistics`). seed: the
     noise stream (None draws one from NumPy's global state).
 
     Each step draws its noise, label noise and augmentations from (seed, step), the same
@@ -257,7 +257,7 @@ class GAN(keras.Model):
         label_smoothing=None,
         **model_options,
     ):
-        """A compiled GAN with PRESETS[name]'s models (ganlib.models.build_pair) and optimizers (chapter 4).
+        """A compiled GAN with PRESETS[name]'s models (ganlib.models.build_pair) and optimizers (chapter 5).
 
         learning_rate: the discriminator's Adam learning rate; the generator's keeps the
         preset's ratio (2x for "improved"). `gan.preset` records every setting, batch size
@@ -338,7 +338,7 @@ class GAN(keras.Model):
         r1_gamma=0.0,
         **kwargs,
     ):
-        """Set the two optimizers (default: Adam 2e-4, beta_1 0.5), the loss and its tricks (chapter 4).
+        """Set the two optimizers (default: Adam 2e-4, beta_1 0.5), the loss and its tricks (chapters 4-5).
 
         loss, with d = the discriminator's logit, x real and G(z) generated images:
         "bce" (default): non-saturating cross-entropy, D minimises
@@ -389,7 +389,7 @@ class GAN(keras.Model):
         return optimizer
 
     def build_optimizers(self):
-        """Create the optimizers' variables now (a checkpoint restore needs them; chapter 4)."""
+        """Create the optimizers' variables now (a checkpoint restore needs them; chapter 5)."""
         with self.distribute_strategy.scope():
             for optimizer, model in (
                 (self.d_optimizer, self.discriminator),
@@ -429,7 +429,7 @@ class GAN(keras.Model):
         return values[replica * local_batch : (replica + 1) * local_batch]
 
     def noise(self, local_batch, stream=D_NOISE):
-        """Standard normal float32 noise (local_batch, latent_dim) of this step (chapter 4).
+        """Standard normal float32 noise (local_batch, latent_dim) of this step (chapter 5).
 
         stream: D_NOISE (the discriminator step's) or G_NOISE (the generator step's).
         """
@@ -464,7 +464,7 @@ class GAN(keras.Model):
         return tf.cast(self._logits(images, training=True), tf.float32)
 
     def discriminator_loss(self, real_images, noise):
-        """D's loss on real_images and generator(noise): the float32 scalar its step minimises (chapter 4).
+        """D's loss on real_images and generator(noise): the float32 scalar its step minimises (chapter 5).
 
         The loss `compile` chose, penalties included; the mean over the batch (on several
         replicas, this replica's sum over the global batch). Runs both networks in
@@ -473,7 +473,7 @@ class GAN(keras.Model):
         return self._discriminator_objective(*self._discriminator_inputs(real_images, noise))[0]
 
     def generator_loss(self, noise):
-        """G's loss on generator(noise), float32 scalar: what its step minimises (chapter 4)."""
+        """G's loss on generator(noise), float32 scalar: what its step minimises (chapter 5)."""
         return self._generator_objective(noise)[0]
 
     def _discriminator_inputs(self, real_images, noise):
@@ -566,7 +566,7 @@ class GAN(keras.Model):
         return tf.reduce_sum(losses) / global_batch, tf.reduce_mean(losses)  # see above
 
     def discriminator_step(self, real_images, noise):
-        """One discriminator update on real_images and generator(noise); dict of local values (chapter 4)."""
+        """One discriminator update on real_images and generator(noise); dict of local values (chapter 5)."""
         global_batch = tf.cast(tf.shape(real_images)[0] * _replicas()[0], tf.float32)
         real_in, fake_in = self._discriminator_inputs(real_images, noise)
         variables = self.discriminator.trainable_variables
@@ -581,7 +581,7 @@ class GAN(keras.Model):
         return logs
 
     def generator_step(self, noise):
-        """One generator update: make the discriminator call generator(noise) real (chapter 4)."""
+        """One generator update: make the discriminator call generator(noise) real (chapter 5)."""
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             loss, logged = self._generator_objective(noise)
@@ -593,7 +593,7 @@ class GAN(keras.Model):
         return {"g_loss": logged}
 
     def ema_decay(self):
-        """The decay of this generator update: min(ema, (1 + t) / (10 + t)), float32 scalar (chapter 6).
+        """The decay of this generator update: min(ema, (1 + t) / (10 + t)), float32 scalar (chapter 7).
 
         t counts the generator updates before this one (`global_step`). The warm-up keeps
         the random initial weights from lingering: with a fixed 0.99 they would still be
@@ -604,7 +604,7 @@ class GAN(keras.Model):
         return tf.minimum(tf.constant(self.ema, tf.float32), (1.0 + t) / (10.0 + t))
 
     def update_ema(self):
-        """w_ema <- d * w_ema + (1 - d) * w for trainable weights, d = `ema_decay()` (chapter 6).
+        """w_ema <- d * w_ema + (1 - d) * w for trainable weights, d = `ema_decay()` (chapter 7).
 
         Non-trainable weights, BatchNorm moving statistics among them, are copied from the
         live generator: a stand-in only, as those statistics belong to the live weights,
@@ -624,7 +624,7 @@ class GAN(keras.Model):
         self.ema_updates.assign_add(1)
 
     def refresh_ema_statistics(self, batches=8, batch_size=64, seed=None):
-        """Recompute the EMA generator's BatchNorm moving statistics for its own weights (chapter 6).
+        """Recompute the EMA generator's BatchNorm moving statistics for its own weights (chapter 7).
 
         Runs `ema_generator` in training mode on `batches` batches of standard normal
         noise (np.random.default_rng(seed), default seed: the GAN's noise seed) and sets
@@ -688,7 +688,7 @@ class GAN(keras.Model):
                 tracker.update_state(logs[tracker.name], sample_weight=weight)
 
     def train_step(self, data):
-        """One discriminator and one generator update on a batch of real images; the logs (chapter 4)."""
+        """One discriminator and one generator update on a batch of real images; the logs (chapter 5)."""
         real_images = data[0] if isinstance(data, (tuple, list)) else data
         batch = tf.shape(real_images)[0]  # this replica's share of the global batch
         d_logs = self.discriminator_step(real_images, self.noise(batch, D_NOISE))
@@ -701,7 +701,7 @@ class GAN(keras.Model):
     # ----------------------------------------------------------------- using it
 
     def generate(self, n, seed=None, batch_size=256):
-        """n images, float32 (n, h, w, c) in `value_range`, from the EMA generator if there is one (chapter 4).
+        """n images, float32 (n, h, w, c) in `value_range`, from the EMA generator if there is one (chapter 5).
 
         seed: the same seed gives the same noise, hence the same images from the same
         weights; None draws the noise from NumPy's global state, which
@@ -726,7 +726,7 @@ class GAN(keras.Model):
         return np.concatenate(parts).astype(np.float32)
 
     def fit(self, x=None, y=None, *, resume=False, **kwargs):
-        """keras.Model.fit, plus: stop with FloatingPointError at a NaN/inf loss, and resume (chapter 4).
+        """keras.Model.fit, plus: stop with FloatingPointError at a NaN/inf loss, and resume (chapter 5).
 
         resume=True loads the newest checkpoint of the `Checkpoints` callback in
         `callbacks` and continues from it: `epochs` stays the total, so a resumed run

@@ -1,4 +1,4 @@
-"""history.csv: one row per finished epoch (chapter 4).
+"""history.csv: one row per finished epoch (chapter 5).
 
 Plain Python: reading it needs no TensorFlow.
 """
@@ -15,7 +15,7 @@ METRIC_NAMES = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "aug_p
 
 
 def write_history(path, rows):
-    """Write rows (dicts with an `epoch` key) as CSV, atomically, columns in order (chapter 4)."""
+    """Write rows (dicts with an `epoch` key) as CSV, atomically, columns in order (chapter 5)."""
     keys = {key for row in rows for key in row}
     columns = ["epoch"] + [k for k in METRIC_NAMES if k in keys]
     columns += sorted(keys - set(columns))
@@ -28,7 +28,7 @@ def write_history(path, rows):
 
 
 def read_history(path):
-    """history.csv as a list of dicts: `epoch` int, the rest float, nan when empty (chapter 4)."""
+    """history.csv as a list of dicts: `epoch` int, the rest float, nan when empty (chapter 5)."""
     rows = []
     with open(path, newline="") as file:
         for row in csv.DictReader(file):

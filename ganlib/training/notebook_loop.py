@@ -1,4 +1,4 @@
-"""The anime-face DCGAN project's train_on_batch loop, to compare with `fit` (chapter 4)."""
+"""The anime-face DCGAN project's train_on_batch loop, to compare with `fit` (chapter 5)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def train_on_batch_loop(
     seed=0,
     callback=None,
 ):
-    """The anime-face DCGAN project's notebook loop, unchanged, to compare with `fit` (chapter 4).
+    """The anime-face DCGAN project's notebook loop, unchanged, to compare with `fit` (chapter 5).
 
     Each iteration: `batch_size` real images drawn at random with replacement (label 1)
     and `batch_size` images from `generator.predict` on fresh noise (label 0) go through

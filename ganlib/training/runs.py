@@ -1,4 +1,4 @@
-"""Run folders: `train()` and `load_run()` (chapter 4).
+"""Run folders: `train()` and `load_run()` (chapter 5).
 
 `train()` (and `python -m ganlib train`) ties a dataset, a preset and a run folder
 together: sample grids every epoch, checkpoints that survive a killed process,
@@ -208,7 +208,7 @@ def _check_settings(model, image_size, epochs, batch_size, steps_per_epoch, kid_
 
 
 def _ada_options(ada, ada_target, ada_integration_steps):
-    """Keyword arguments of AdaptiveAugmenter beyond its defaults (chapter 6)."""
+    """Keyword arguments of AdaptiveAugmenter beyond its defaults (chapter 7)."""
     given = {"ada_target": ada_target, "ada_integration_steps": ada_integration_steps}
     given = [name for name, value in given.items() if value is not None]
     if given and not ada:
@@ -355,7 +355,7 @@ def train(
     minibatch_std=False,
     label_smoothing=None,
 ):
-    """Train PRESETS[model] on `data` and return (gan, history) (chapter 4).
+    """Train PRESETS[model] on `data` and return (gan, history) (chapter 5).
 
     data: a SOURCE string for ganlib.data.load_source ("toy-faces:2000", "cifar10:cat",
     "anime-faces", a folder) or uint8 images (n, image_size, image_size, 3).
@@ -368,13 +368,13 @@ def train(
     per epoch, seed or data is a ValueError naming the setting.
     mixed_precision, xla: "auto", "on" or "off" (see mixed_precision_policy, use_xla).
     ema: EMA decay of a generator copy (e.g. 0.99). ada: adaptive augmentation
-    (chapter 6); ada_target and ada_integration_steps set the AdaptiveAugmenter's
+    (chapter 7); ada_target and ada_integration_steps set the AdaptiveAugmenter's
     target_accuracy and integration_steps (None: its defaults).
     kid_every: KID (and mode coverage for toy faces) every N epochs, 0 for never.
     callbacks run before the run's own history and checkpoint callbacks, so what they
     put into `logs` lands in history.csv. checkpoint_every: also checkpoint every N steps.
     distribute: a tf.distribute strategy (default `strategy()`). Across machines
-    (TF_CONFIG, chapter 4) every worker resumes from run_dir's checkpoints, so run_dir
+    (TF_CONFIG, chapter 5) every worker resumes from run_dir's checkpoints, so run_dir
     must be on a file system all workers share; only the chief writes into it.
     steps_per_execution: training steps per call into TensorFlow, "auto" for
     `steps_per_call(...)`.
@@ -508,7 +508,7 @@ def train(
 
 
 def load_run(run_dir):
-    """The GAN of a run folder with its newest checkpoint loaded, e.g. to draw samples (chapter 4).
+    """The GAN of a run folder with its newest checkpoint loaded, e.g. to draw samples (chapter 5).
 
     Built from RUN/run.json with this machine's default dtype policy; `gan.checkpoint`
     holds the checkpoint's counters (epoch, step, path). FileNotFoundError when the

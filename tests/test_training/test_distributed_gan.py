@@ -1,4 +1,4 @@
-"""GAN under tf.distribute.MirroredStrategy on two logical CPUs against one device (chapter 4).
+"""GAN under tf.distribute.MirroredStrategy on two logical CPUs against one device (chapter 5).
 
 Two logical CPUs must be set up before TensorFlow starts, so everything runs in one
 subprocess (`_SCRIPT`) and the tests read its findings. With BatchNorm (and Dropout)

@@ -1,0 +1,53 @@
+"""How long a chapter trains: MODE "quick", "gpu-short" or "full", and what a GPU run costs (chapter 3).
+
+Every chapter that trains starts with `MODE = training.book_mode()`: "quick" on a
+CPU (minutes, small networks, toy faces), "gpu-short" when TensorFlow sees a GPU
+(long enough for the chapter's claim, at the published sizes), and "full" only
+when the reader writes it (the published schedule, hours on a T4).
+`gpu_minutes` turns a number of updates into the minutes a reader should expect.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MODES", "book_mode", "gpu_minutes", "A100_SECONDS_PER_UPDATE", "T4_SLOWDOWN"]
+
+MODES = ("quick", "gpu-short", "full")
+
+# The anime-face project's notebook on a Colab A100: about 26 s per epoch of 156
+# updates (improved pair, 64 px, batch 32, its train_on_batch loop), measured there.
+A100_SECONDS_PER_UPDATE = 26.0 / 156
+# A T4 is not measured anywhere in this book: its time is the A100's times the ratio
+# of the two cards' float32 peaks (19.5 / 8.1 TFLOP/s), an estimate.
+T4_SLOWDOWN = 19.5 / 8.1
+
+
+def book_mode(mode="auto"):
+    """The chapter's MODE: "quick", "gpu-short" or "full"; "auto" picks by device (chapter 3).
+
+    "auto": "gpu-short" when TensorFlow sees a GPU, else "quick". "full" is never
+    chosen automatically: it runs the published schedule, which takes hours.
+    """
+    if mode == "auto":
+        import tensorflow as tf
+
+        return "gpu-short" if tf.config.list_physical_devices("GPU") else "quick"
+    if mode not in MODES:
+        raise ValueError(
+            f"MODE must be one of {', '.join(repr(m) for m in MODES)} or 'auto', got {mode!r}; "
+            "'quick' runs on a CPU in minutes, 'gpu-short' and 'full' want a GPU"
+        )
+    return mode
+
+
+def gpu_minutes(updates, cost=1.0):
+    """Expected minutes for `updates` training updates: {"A100": ..., "T4": ...} (chapter 3).
+
+    cost: one update's time relative to the improved pair at 64 px and batch 32 (e.g.
+    2 for twice the images per update). Both figures scale the A100 time measured by
+    the anime-face project's notebook; ganlib's `fit` loop is faster than that
+    notebook's, so they are upper bounds, and the T4 figure is an estimate.
+    """
+    if updates < 0 or cost <= 0:
+        raise ValueError(f"updates must be >= 0 and cost > 0, got {updates} and {cost}")
+    a100 = updates * cost * A100_SECONDS_PER_UPDATE / 60
+    return {"A100": a100, "T4": a100 * T4_SLOWDOWN}
