@@ -9,10 +9,8 @@ shuffled tiles of faces; its thresholds are set on held-out data.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
-import json
 import math
 import time
 import warnings
@@ -24,14 +22,11 @@ from PIL import Image
 
 from ganlib.common import (
     IMAGE_SIZES,
-    atomic_save,
-    atomic_write,
-    cache_root,
     check_image_size,
     to_uint8,
 )
 from ganlib.data.toy_faces import _BG, _EYE, _HAIR, _SKIN, FACTOR_NAMES, FACTOR_SIZES, toy_faces
-from ganlib.metrics.features import factor_heads, fit_in_seeded_order, toy_face_trunk
+from ganlib.metrics.features import factor_heads, fit_in_seeded_order, load_or_train, toy_face_trunk
 
 # The kinds of non-face images the face output learns to refuse (see `non_faces`).
 NEGATIVE_KINDS = ("noise", "blank", "colour", "blobs", "stripes", "tiles", "mixture")
@@ -290,20 +285,11 @@ class CalibratedDecoder:
         }
         if min(train_faces, train_non_faces, calibration_size, epochs) < 1:
             raise ValueError(f"sizes and epochs must be at least 1, got {self.config}")
-        key = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:12]
-        root = cache_root(cache_dir)
-        self.weights_path = root / f"calibrated_decoder_{key}.weights.h5"
-        self.info_path = root / f"calibrated_decoder_{key}.json"
         self.network = self._build()
         self._forward = None
-        if self.weights_path.is_file() and self.info_path.is_file():
-            self.network.load_weights(self.weights_path)
-            info = json.loads(self.info_path.read_text())
-        else:
-            info = self._train(verbose)
-            atomic_save(self.weights_path, self.network.save_weights)
-            with atomic_write(self.info_path, "w") as file:
-                file.write(json.dumps(info, indent=2))
+        info, self.weights_path, self.info_path = load_or_train(
+            self.network, self.config, "calibrated_decoder", lambda: self._train(verbose), cache_dir
+        )
         self.thresholds = info["thresholds"]
         self.calibration = info["calibration"]
         self.train_seconds = info["train_seconds"]

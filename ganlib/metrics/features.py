@@ -185,20 +185,10 @@ class DomainFeatures(_Extractor):
             "epochs": int(epochs),
             "seed": int(seed),
         }
-        key = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:12]
-        root = cache_root(cache_dir)
-        self.weights_path = root / f"domain_features_{key}.weights.h5"
-        self.info_path = root / f"domain_features_{key}.json"
         self.classifier = self._build()
-        if self.weights_path.is_file() and self.info_path.is_file():
-            self.classifier.load_weights(self.weights_path)
-            info = json.loads(self.info_path.read_text())
-        else:
-            info = self._train(verbose)
-            # Renamed into place once complete: a parallel run never sees half a file.
-            atomic_save(self.weights_path, self.classifier.save_weights)
-            with atomic_write(self.info_path, "w") as file:
-                file.write(json.dumps(info, indent=2))
+        info, self.weights_path, self.info_path = load_or_train(
+            self.classifier, self.config, "domain_features", lambda: self._train(verbose), cache_dir
+        )
         self.accuracy = info["accuracy"]
         self.train_seconds = info["train_seconds"]
         self.model = keras.Model(
@@ -268,6 +258,29 @@ class DomainFeatures(_Extractor):
             return model(batch, training=False)
 
         return forward
+
+
+def load_or_train(network, config, prefix, train, cache_dir=None):
+    """The cached weights of `network` for `config`, trained by `train()` on first use (chapter 6).
+
+    The cache files are PREFIX_<hash of config>.weights.h5 and .json in cache_dir
+    (default $GANLIB_CACHE or ~/.cache/ganlib): another config gets other files.
+    train() fits `network` and returns a JSON-serialisable dict, stored beside the
+    weights and returned on later uses. Returns (info, weights_path, info_path).
+    """
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    root = cache_root(cache_dir)
+    weights_path = root / f"{prefix}_{key}.weights.h5"
+    info_path = root / f"{prefix}_{key}.json"
+    if weights_path.is_file() and info_path.is_file():
+        network.load_weights(weights_path)
+        return json.loads(info_path.read_text()), weights_path, info_path
+    info = train()
+    # Renamed into place once complete: a parallel run never sees half a file.
+    atomic_save(weights_path, network.save_weights)
+    with atomic_write(info_path, "w") as file:
+        file.write(json.dumps(info, indent=2))
+    return info, weights_path, info_path
 
 
 def toy_face_trunk(inputs, image_size, feature_dim, seeds, name=None):

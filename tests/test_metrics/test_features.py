@@ -136,3 +136,31 @@ def test_domain_features_weights_depend_only_on_the_settings(tmp_path, monkeypat
     for a, b in zip(first.classifier.get_weights(), second.classifier.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert first.accuracy == second.accuracy
+
+
+def test_load_or_train_trains_once_per_config_and_reloads_the_weights(tmp_path):
+    from ganlib.metrics.features import load_or_train
+
+    def network():
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    calls = []
+
+    def train_into(model):
+        def train():
+            calls.append(1)
+            model.layers[0].kernel.assign(np.full((3, 2), 0.5, "float32"))
+            return {"accuracy": 0.9}
+
+        return train
+
+    first = network()
+    info, weights, _ = load_or_train(first, {"a": 1}, "tiny", train_into(first), tmp_path)
+    assert info == {"accuracy": 0.9} and weights.is_file() and len(calls) == 1
+    second = network()  # fresh random weights, replaced by the cached ones
+    info, _, _ = load_or_train(second, {"a": 1}, "tiny", train_into(second), tmp_path)
+    assert len(calls) == 1 and info == {"accuracy": 0.9}
+    np.testing.assert_array_equal(second.layers[0].kernel.numpy(), np.full((3, 2), 0.5))
+    third = network()
+    _, other, _ = load_or_train(third, {"a": 2}, "tiny", train_into(third), tmp_path)
+    assert len(calls) == 2 and other != weights
