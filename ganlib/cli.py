@@ -12,9 +12,9 @@ Commands:
   export --run FOLDER --out generator.keras
       write the run's generator as a .keras file that Keras loads without ganlib,
       with a generator.json beside it (latent size, value range).
-  experiment NAME --out FOLDER [--quick] [--data SOURCE] [--image-size 32|64] [--width W] ...
-      run a named experiment (seed-claim, ablation) and record its small result
-      with provenance; the same command again resumes.
+  experiment NAME --out FOLDER [--quick] [--variants A,B] [--data SOURCE] [--image-size 32|64] ...
+      run a named experiment (seed-claim, ablation), or some of its variants, and
+      record its small result with provenance; the same command again resumes.
 
 Each command is a pair of functions, `_add_X(subparsers)` which declares its
 arguments and sets `run=_run_X`, and `_run_X(args) -> int`; add the pair to
@@ -627,7 +627,22 @@ def _add_experiment(subparsers) -> None:
     parser.add_argument(
         "--no-kid", action="store_true", help="measure only the blank share (no KID, coverage)"
     )
+    parser.add_argument(
+        "--variants",
+        type=_variant_list,
+        metavar="A,B,...",
+        help="train only these variants now, e.g. value_range,batchnorm (default: all)",
+    )
     parser.set_defaults(run=_run_experiment, tensorflow=True)
+
+
+def _variant_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected variant names separated by commas, e.g. value_range,batchnorm; got {text!r}"
+        )
+    return names
 
 
 def _run_experiment(args) -> int:
@@ -641,6 +656,8 @@ def _run_experiment(args) -> int:
         if value is not None:
             words += [f"--{option.replace('_', '-')}", str(value)]
     words += ["--quick"] * args.quick + ["--no-kid"] * args.no_kid
+    if args.variants is not None:
+        words += ["--variants", ",".join(args.variants)]
     record = run_experiment(
         args.name,
         args.out,
@@ -652,6 +669,7 @@ def _run_experiment(args) -> int:
         measure_every=args.measure_every,
         quick=args.quick,
         kid=not args.no_kid,
+        variants=args.variants,
         command=shlex.join(words),
         verbose=1,
     )

@@ -12,8 +12,17 @@ finished ones. What is committed goes into `out` (at most 2 MB)::
     OUT/samples/<variant>_epoch_XXXX.png  fixed-noise grids at a few epochs (those over
                                          120 kB with a 256-colour palette)
     OUT/provenance.json                  the command, commit, device, versions, dates,
-                                         wall time, settings and the finished variants
+                                         wall time, settings, each variant's preset and
+                                         model options, the finished variants and the
+                                         ones not run (with the reason)
     OUT/README.md                        a table of the last measurements
+
+Experiments: "seed-claim" (the baseline against the improved model as its notebook ran)
+and "ablation" (the improved model with one of its changes undone at a time: learning
+rates, output range, upsampling, generator BatchNormalization, discriminator pooling,
+discriminator dropout). A variant is a preset of ganlib.training.PRESETS plus
+`ganlib.models.build_pair` options (`train(model_options=...)`); one that would train
+the same network as another at the chosen image size is skipped with the reason.
 
 `check_provenance(folder)` lists what a recorded result lacks.
 """
@@ -76,11 +85,12 @@ _QUICK = {
     "kid_real": 256,
 }
 
-_NEEDS_MODEL_OPTIONS = (
-    "not yet available: ganlib.train passes no build_pair options ({option}) to the models "
-    "yet, only spectral_norm and minibatch_std"
+# At 32 px the improved discriminator's last feature map is 1x1, so Flatten and average
+# pooling are the same network (same layers, same parameters, same outputs).
+_SAME_AT_32 = (
+    "identical to improved_as_run at 32 px (the discriminator's last feature map is 1x1, "
+    "so Flatten and average pooling are the same network); it runs at 64 px"
 )
-_NEEDS_NEW_OPTION = "not yet available: ganlib.models has no option for it ({what})"
 
 EXPERIMENTS = {
     "seed-claim": {
@@ -102,32 +112,23 @@ EXPERIMENTS = {
             "improved_as_run": {"model": "improved_as_run"},
             # The generator's learning rate twice the discriminator's, as the write-up says.
             "lr_ratio": {"model": "improved"},
+            # The baseline's sigmoid output: pixels in [0, 1], real images scaled to match.
+            "value_range": {"model": "improved_as_run", "model_options": {"output": "sigmoid"}},
+            # Conv2DTranspose (kernel 4, stride 2) instead of nearest upsampling + Conv2D 3x3.
             "transposed": {
                 "model": "improved_as_run",
                 "model_options": {"upsample": "transposed"},
-                "unavailable": _NEEDS_MODEL_OPTIONS.format(option='upsample="transposed"'),
             },
-            # At 32 px the last feature map is 1x1: Flatten and pooling are the same network.
+            # The generator without its two BatchNormalization layers.
+            "batchnorm": {"model": "improved_as_run", "model_options": {"batchnorm": False}},
+            # Flatten instead of global average pooling before the discriminator's Dense 256.
             "flatten": {
                 "model": "improved_as_run",
                 "model_options": {"pooling": "flatten"},
-                "unavailable": _NEEDS_MODEL_OPTIONS.format(option='pooling="flatten"'),
+                "skip_at": {32: _SAME_AT_32},
             },
-            "value_range": {
-                "unavailable": _NEEDS_NEW_OPTION.format(
-                    what="a [0, 1] sigmoid output for the improved generator"
-                )
-            },
-            "batchnorm": {
-                "unavailable": _NEEDS_NEW_OPTION.format(
-                    what="the improved generator without BatchNormalization"
-                )
-            },
-            "dropout": {
-                "unavailable": _NEEDS_NEW_OPTION.format(
-                    what="the improved discriminator without dropout"
-                )
-            },
+            # The discriminator without its two Dropout layers.
+            "dropout": {"model": "improved_as_run", "model_options": {"dropout": False}},
         },
     },
 }
@@ -418,6 +419,17 @@ def _real_features(settings, kid):
     return extractor(images[chosen]), extractor, ("calibrated" if toy else None)
 
 
+def _not_run(registry, image_size):
+    """{variant: why it is not trained} for this image size: unavailable or a duplicate."""
+    not_run = {}
+    for variant, spec in registry.items():
+        if "unavailable" in spec:
+            not_run[variant] = spec["unavailable"]
+        elif image_size in spec.get("skip_at", {}):
+            not_run[variant] = spec["skip_at"][image_size]
+    return not_run
+
+
 def run_experiment(
     name,
     out,
@@ -449,10 +461,16 @@ def run_experiment(
     progress output (0 silent, 1 a bar per epoch).
 
     Experiments: "seed-claim" trains "baseline" and "improved_as_run" (presets of
-    ganlib.training.PRESETS). "ablation" trains "baseline", "improved_as_run" and
+    ganlib.training.PRESETS). "ablation" trains the two end points "baseline" and
+    "improved_as_run", and variants of improved_as_run that each undo one change:
     "lr_ratio" (the "improved" preset, the generator at twice the discriminator's
-    rate); "transposed", "flatten", "value_range", "batchnorm" and "dropout" are
-    listed but not yet available, each with the reason. Returns the provenance dict.
+    rate), "value_range" (sigmoid output, pixels in [0, 1]), "transposed"
+    (Conv2DTranspose upsampling), "batchnorm" (no BatchNormalization in the
+    generator), "flatten" (Flatten instead of average pooling in the discriminator)
+    and "dropout" (no Dropout in the discriminator), passed to `ganlib.train` as
+    model_options. At 32 px "flatten" is the same network as improved_as_run and is
+    not trained; provenance.json's not_run and README.md say so. Returns the
+    provenance dict, whose variant_models names each variant's preset and options.
     """
     from ganlib.training import train
 
@@ -468,8 +486,8 @@ def run_experiment(
         kid=kid,
     )
     registry = EXPERIMENTS[name]["variants"]
-    available = [v for v, spec in registry.items() if "unavailable" not in spec]
-    not_run = {v: spec["unavailable"] for v, spec in registry.items() if "unavailable" in spec}
+    not_run = _not_run(registry, settings["image_size"])
+    available = [v for v in registry if v not in not_run]
     chosen = list(available if variants is None else variants)
     for variant in chosen:
         if variant not in registry:
@@ -477,7 +495,10 @@ def run_experiment(
                 f"experiment {name!r} has no variant {variant!r}; choose from {', '.join(registry)}"
             )
         if variant in not_run:
-            raise ValueError(f"variant {variant!r} of {name!r} is {not_run[variant]}")
+            raise ValueError(
+                f"variant {variant!r} of {name!r} is not run with these settings: "
+                f"{not_run[variant]}; leave it out"
+            )
     out = Path(out)
     work = _default_work(settings) if work is None else Path(work)
     if command is None:
@@ -531,6 +552,12 @@ def run_experiment(
         "quick": settings["quick"],
         "full": settings["full"],
         "not_run": not_run,
+        # What each variant trains: a preset of ganlib.training.PRESETS and build_pair options.
+        "variant_models": {
+            v: {"model": spec["model"], "model_options": spec.get("model_options", {})}
+            for v, spec in registry.items()
+            if "model" in spec
+        },
     }
     earlier_seconds = float(previous.get("wall_seconds", 0.0))
 
@@ -561,8 +588,7 @@ def run_experiment(
                 steps_per_epoch=settings["steps_per_epoch"],
                 seed=settings["seed"],
                 width=settings["width"],
-                # Never dropped silently: a train() without this keyword raises TypeError.
-                **({"model_options": spec["model_options"]} if "model_options" in spec else {}),
+                model_options=spec.get("model_options"),
                 callbacks=[
                     Measurements(
                         settings["measure_every"],

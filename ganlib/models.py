@@ -6,7 +6,7 @@ Four families, each a generator/discriminator pair for 32x32 or 64x64 RGB images
 - ``baseline``: the Keras CelebA DCGAN example (``dcgan_overriding_train_step``),
   sigmoid output in [0, 1], latent size 128.
 - ``improved``: the anime-face DCGAN project's model, layer for layer as its published notebook builds it, tanh output
-  in [-1, 1], latent size 100.
+  in [-1, 1], latent size 100; options undo its changes one at a time (chapter 3's ablation).
 - ``cifar``: the CIFAR DCGAN project's model, transposed convolutions interleaved with
   same-size convolutions, BatchNormalization, tanh output, latent size 128.
 
@@ -63,6 +63,9 @@ DEFAULT_LATENT_DIM = {"mlp": 64, "baseline": 128, "improved": 100, "cifar": 128}
 
 UPSAMPLE_CHOICES = ("nearest", "transposed")
 POOLING_CHOICES = ("average", "flatten")
+# The improved generator's last activation and the value range it gives.
+OUTPUT_RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+OUTPUT_CHOICES = tuple(OUTPUT_RANGES)
 _MIN_FILTERS = 8
 
 
@@ -100,6 +103,12 @@ def _check_latent_dim(latent_dim):
 def _check_choice(value, choices, what):
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of {choices}")
+    return value
+
+
+def _check_flag(value, what):
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be True or False, got {value!r}")
     return value
 
 
@@ -318,10 +327,12 @@ def baseline_discriminator(image_size=64, width=1.0, spectral_norm=False, miniba
 # --------------------------------------------------------------------------- improved
 
 
-def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="nearest"):
+def improved_generator(
+    image_size=64, latent_dim=100, width=1.0, upsample="nearest", output="tanh", batchnorm=True
+):
     """The improved generator of the anime-face DCGAN project (chapter 3).
 
-    noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1].
+    noise (n, latent_dim) -> float32 (n, s, s, 3) in [-1, 1] (in [0, 1] with output="sigmoid").
 
     Dense to (s/4, s/4, 128) with ReLU, then two blocks of 2x upsampling + Conv2D 3x3
     (128, then 64 filters) + BatchNormalization(momentum=0.8) + ReLU, then Conv2D 3x3
@@ -330,11 +341,19 @@ def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="neare
     upsample: "nearest" (what the notebook ran: UpSampling2D then a same-size Conv2D,
     a known cure for checkerboard artefacts) or "transposed" (what the prose says:
     Conv2DTranspose kernel 4, stride 2, same padding, with the same filter counts).
+    output: "tanh" (what was run, value range (-1, 1)) or "sigmoid" (the baseline's
+    (0, 1); `value_range(generator)` reports it, so the GAN scales the real images to
+    match). batchnorm: False drops the two BatchNormalization layers (768 parameters
+    fewer at width 1.0); the convolutions keep their bias either way, as published.
+    The model's name records each change from the published model (``_transposed``,
+    ``_sigmoid``, ``_nobn``).
     """
     image_size = check_image_size(image_size, IMAGE_SIZES, "improved image_size")
     latent_dim = _check_latent_dim(latent_dim)
     width = _check_width(width)
     _check_choice(upsample, UPSAMPLE_CHOICES, "upsample")
+    _check_choice(output, OUTPUT_CHOICES, "output")
+    _check_flag(batchnorm, "batchnorm")
     start, channels = image_size // 4, _scaled(128, width)
     z = keras.Input((latent_dim,), name="z")
     x = layers.Dense(start * start * channels, activation="relu", name="project")(z)
@@ -346,19 +365,26 @@ def improved_generator(image_size=64, latent_dim=100, width=1.0, upsample="neare
             x = layers.Conv2D(filters, 3, padding="same", name=f"conv_{i}")(x)
         else:
             x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"conv_{i}")(x)
-        x = layers.BatchNormalization(momentum=0.8, name=f"conv_{i}_bn")(x)
+        if batchnorm:
+            x = layers.BatchNormalization(momentum=0.8, name=f"conv_{i}_bn")(x)
         x = layers.ReLU(name=f"conv_{i}_act")(x)
-    x = layers.Conv2D(3, 3, padding="same", activation="tanh", name="image")(x)
-    suffix = "" if upsample == "nearest" else "_transposed"
-    return _generator(z, x, f"improved_generator_{image_size}{suffix}", VALUE_RANGES["improved"])
+    x = layers.Conv2D(3, 3, padding="same", activation=output, name="image")(x)
+    suffix = "_transposed" * (upsample == "transposed") + "_sigmoid" * (output == "sigmoid")
+    suffix += "_nobn" * (not batchnorm)
+    return _generator(z, x, f"improved_generator_{image_size}{suffix}", OUTPUT_RANGES[output])
 
 
 def improved_discriminator(
-    image_size=64, width=1.0, pooling="average", spectral_norm=False, minibatch_std=False
+    image_size=64,
+    width=1.0,
+    pooling="average",
+    spectral_norm=False,
+    minibatch_std=False,
+    dropout=True,
 ):
     """The improved discriminator of the anime-face DCGAN project (chapter 3).
 
-    float32 (n, s, s, 3) in [-1, 1] -> (n, 1) probability.
+    float32 (n, s, s, 3) in the generator's range ([-1, 1] as published) -> (n, 1) probability.
 
     Conv2D 32/128/128, kernel 5, stride 2 (same, valid, valid), each with LeakyReLU
     (Keras default slope 0.3), Dropout 0.25 after the second; pooling; Dense 256 +
@@ -367,12 +393,15 @@ def improved_discriminator(
     pooling: "average" (GlobalAveragePooling2D, what was run) or "flatten" (the usual
     DCGAN head, 1,334,401 parameters at 64 px; the same network at 32 px, where the
     last feature map is 1x1).
+    dropout: False leaves out both Dropout layers (the same parameters, none of them
+    dropped in training).
     spectral_norm: wrap every Conv2D and Dense, the logit's too, in SpectralNormalization
     (chapter 4). minibatch_std: a `MinibatchStd` layer before the last Conv2D (chapter 4).
     """
     image_size = check_image_size(image_size, IMAGE_SIZES, "improved image_size")
     width = _check_width(width)
     _check_choice(pooling, POOLING_CHOICES, "pooling")
+    _check_flag(dropout, "dropout")
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
     for i, (filters, padding) in enumerate(((32, "same"), (128, "valid"), (128, "valid"))):
@@ -383,7 +412,7 @@ def improved_discriminator(
         )
         x = _normed(conv, spectral_norm)(x)
         x = layers.LeakyReLU(name=f"conv_{i}_act")(x)
-        if i == 1:
+        if i == 1 and dropout:
             x = layers.Dropout(0.25, name=f"conv_{i}_dropout")(x)
     if pooling == "average":
         x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -391,9 +420,10 @@ def improved_discriminator(
         x = layers.Flatten(name="pool")(x)
     x = _normed(layers.Dense(_scaled(256, width), name="dense"), spectral_norm)(x)
     x = layers.LeakyReLU(name="dense_act")(x)
-    x = layers.Dropout(0.5, name="dense_dropout")(x)
+    if dropout:
+        x = layers.Dropout(0.5, name="dense_dropout")(x)
     outputs = _discriminator_head(x, spectral_norm)
-    suffix = "" if pooling == "average" else "_flatten"
+    suffix = "_flatten" * (pooling == "flatten") + "_nodropout" * (not dropout)
     return keras.Model(images, outputs, name=f"improved_discriminator_{image_size}{suffix}")
 
 
@@ -483,20 +513,25 @@ _BUILDERS = {
 _PAIR_ARGUMENTS = ("image_size", "latent_dim", "width")
 
 
+# Options whose values can be checked without building a model (see `_split_options`).
+_OPTION_CHECKS = {
+    "upsample": lambda value: _check_choice(value, UPSAMPLE_CHOICES, "upsample"),
+    "pooling": lambda value: _check_choice(value, POOLING_CHOICES, "pooling"),
+    "output": lambda value: _check_choice(value, OUTPUT_CHOICES, "output"),
+    "batchnorm": lambda value: _check_flag(value, "batchnorm"),
+    "dropout": lambda value: _check_flag(value, "dropout"),
+}
+
+
 def _options_of(builder):
     return [p for p in inspect.signature(builder).parameters if p not in _PAIR_ARGUMENTS]
 
 
-def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
-    """(generator, discriminator) of family `name` ("mlp", "baseline", "improved", "cifar").
-    Explained in chapter 3.
+def _split_options(name, options):
+    """(generator options, discriminator options) of build_pair's `options` for family `name`.
 
-    image_size: 32 or 64 (any positive size for "mlp"; ignored there when
-    data_shape is given). latent_dim: None takes DEFAULT_LATENT_DIM[name].
-    options go to the builder that takes them (upsample -> generator, pooling ->
-    discriminator; mlp's data_shape and channels -> both); prefix one with
-    ``generator_`` or ``discriminator_`` to send it to one side only
-    (e.g. ``discriminator_hidden=(128,)``).
+    ValueError for an unknown family, an option neither builder takes, or a value that
+    `_OPTION_CHECKS` refuses; so `train` can check a run's options before it starts.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
@@ -519,6 +554,27 @@ def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
                 f"unknown option {key!r} for {name!r} models; valid options: {valid} "
                 "(prefix one with generator_ or discriminator_ to send it to one side only)"
             )
+    for side in (g_options, d_options):
+        for key, value in side.items():
+            if key in _OPTION_CHECKS:
+                _OPTION_CHECKS[key](value)
+    return g_options, d_options
+
+
+def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
+    """(generator, discriminator) of family `name` ("mlp", "baseline", "improved", "cifar").
+    Explained in chapter 3.
+
+    image_size: 32 or 64 (any positive size for "mlp"; ignored there when
+    data_shape is given). latent_dim: None takes DEFAULT_LATENT_DIM[name].
+    options go to the builder that takes them (upsample, output, batchnorm ->
+    generator; pooling, dropout, spectral_norm, minibatch_std -> discriminator; mlp's
+    data_shape and channels -> both); prefix one with
+    ``generator_`` or ``discriminator_`` to send it to one side only
+    (e.g. ``discriminator_hidden=(128,)``).
+    """
+    g_options, d_options = _split_options(name, options)
+    make_generator, make_discriminator = _BUILDERS[name]
     if name != "mlp":
         check_image_size(image_size, IMAGE_SIZES, f"{name} image_size")
     latent_dim = DEFAULT_LATENT_DIM[name] if latent_dim is None else latent_dim
@@ -543,13 +599,16 @@ def value_range(generator):
     """(low, high) of `generator`'s output, or None for unbounded (vector) output (chapter 3).
 
     Reads `generator.value_range`; a clone or a reloaded model has lost that attribute,
-    so it falls back to the family named at the start of the model's name.
+    so it falls back to the model's name: (0, 1) for an improved generator named
+    ``..._sigmoid`` (output="sigmoid"), else the family named at its start.
     """
     if hasattr(generator, "value_range"):
         return generator.value_range
     if len(generator.outputs[0].shape) != 4:
         return None
     family = generator.name.split("_", 1)[0]
+    if family == "improved" and "sigmoid" in generator.name.split("_"):
+        return OUTPUT_RANGES["sigmoid"]
     if family not in VALUE_RANGES:
         raise ValueError(
             f"cannot tell the value range of {generator.name!r}: it has no value_range "

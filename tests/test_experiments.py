@@ -3,10 +3,11 @@
 import json
 import math
 
+import keras
 import numpy as np
 import pytest
 
-from ganlib import cli
+from ganlib import cli, experiments, models
 from ganlib.data import toy_faces
 from ganlib.experiments import (
     EXPERIMENTS,
@@ -16,7 +17,7 @@ from ganlib.experiments import (
     check_provenance,
     run_experiment,
 )
-from ganlib.training import PRESETS, read_history
+from ganlib.training import PRESETS, load_run, read_history
 
 MEASURED = ("kid", "kid_std", "coverage", "unrecognised", "blank_share")
 
@@ -129,16 +130,90 @@ def test_unknown_experiment_names_the_known_ones(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_unavailable_variants_are_listed_with_a_reason_not_faked(tmp_path):
+def test_every_ablation_variant_is_available_and_undoes_one_change(tmp_path):
     variants = EXPERIMENTS["ablation"]["variants"]
-    runnable = [name for name, spec in variants.items() if "unavailable" not in spec]
-    assert runnable == ["baseline", "improved_as_run", "lr_ratio"]
-    for name in ("transposed", "flatten", "value_range", "batchnorm", "dropout"):
-        assert variants[name]["unavailable"].startswith("not yet available")
-    with pytest.raises(ValueError, match="batchnorm.*not yet available"):
-        run_experiment("ablation", tmp_path / "out", quick=True, variants=["batchnorm"])
+    assert not [name for name, spec in variants.items() if "unavailable" in spec]
+    assert list(variants) == [
+        "baseline",
+        "improved_as_run",
+        "lr_ratio",
+        "value_range",
+        "transposed",
+        "batchnorm",
+        "flatten",
+        "dropout",
+    ]
+    expected = {
+        "value_range": {"output": "sigmoid"},
+        "transposed": {"upsample": "transposed"},
+        "batchnorm": {"batchnorm": False},
+        "flatten": {"pooling": "flatten"},
+        "dropout": {"dropout": False},
+    }
+    for name, options in expected.items():
+        assert variants[name]["model"] == "improved_as_run"
+        assert variants[name]["model_options"] == options
+    assert variants["lr_ratio"] == {"model": "improved"}  # only the learning rates differ
     with pytest.raises(ValueError, match="no variant 'nope'"):
         run_experiment("ablation", tmp_path / "out", quick=True, variants=["nope"])
+
+
+def test_flatten_is_skipped_at_32_px_where_it_is_the_same_network(tmp_path):
+    # The claim behind the skip: at 32 px the two discriminators compute the same function.
+    pooled = models.improved_discriminator(32, width=0.125)
+    flat = models.improved_discriminator(32, width=0.125, pooling="flatten")
+    assert flat.count_params() == pooled.count_params()
+    flat.set_weights(pooled.get_weights())
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(flat(images, training=False)), np.asarray(pooled(images, training=False))
+    )
+    with pytest.raises(ValueError, match="'flatten'.*identical to improved_as_run at 32 px"):
+        run_experiment("ablation", tmp_path / "out", quick=True, kid=False, variants=["flatten"])
+    assert not (tmp_path / "out").exists()
+    variants = EXPERIMENTS["ablation"]["variants"]
+    assert "flatten" not in experiments._not_run(variants, 64)  # a different network at 64 px
+    assert experiments._not_run(variants, 32) == {"flatten": variants["flatten"]["skip_at"][32]}
+
+
+def test_ablation_variants_train_with_their_model_options(tmp_path):
+    """`python -m ganlib experiment ablation --quick --no-kid --variants value_range,batchnorm`."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = ["experiment", "ablation", "--quick", "--no-kid", "--epochs", "1"]
+    argv += ["--variants", "value_range,batchnorm", "--out", str(out), "--work", str(work)]
+    assert cli.main(argv) == 0
+    for variant, options in (
+        ("value_range", {"output": "sigmoid"}),
+        ("batchnorm", {"batchnorm": False}),
+    ):
+        info = json.loads((work / variant / "run.json").read_text())
+        assert info["model"] == "improved_as_run" and info["model_options"] == options
+    gan = load_run(work / "value_range")
+    assert gan.value_range == (0.0, 1.0)
+    images = np.asarray(gan.generate(64, seed=1))
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.min() < 0.5 < images.max()
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in load_run(work / "batchnorm").generator.layers
+    )
+    record = json.loads((out / "provenance.json").read_text())
+    assert check_provenance(out) == []
+    assert record["variants_finished"] == ["value_range", "batchnorm"]
+    assert record["command"].endswith("--variants value_range,batchnorm")
+    assert record["variant_models"]["value_range"] == {
+        "model": "improved_as_run",
+        "model_options": {"output": "sigmoid"},
+    }
+    assert record["not_run"]["flatten"].startswith("identical to improved_as_run at 32 px")
+    readme = (out / "README.md").read_text()
+    assert "| value_range |" in readme and "| batchnorm |" in readme
+    assert "- `flatten`: identical to improved_as_run at 32 px" in readme
+
+
+def test_the_variants_option_refuses_an_empty_name(tmp_path, capsys):
+    code = cli.main(["experiment", "ablation", "--variants", "a,,b", "--out", str(tmp_path)])
+    assert code == 2
+    assert "variant names separated by commas" in capsys.readouterr().err
 
 
 def test_seed_claim_follows_the_anime_face_schedule():

@@ -96,6 +96,65 @@ def test_improved_discriminator_flatten_option(image_size):
     assert isinstance(discriminator.get_layer("pool"), layers.Flatten)
 
 
+def test_sigmoid_output_is_the_same_network_squashed_into_zero_one():
+    tanh = models.improved_generator(32, width=0.25)
+    sigmoid = models.improved_generator(32, width=0.25, output="sigmoid")
+    assert sigmoid.name == "improved_generator_32_sigmoid"
+    assert models.value_range(sigmoid) == (0.0, 1.0)
+    assert models.value_range(keras.models.clone_model(sigmoid)) == (0.0, 1.0)
+    sigmoid.set_weights(tanh.get_weights())  # the same layers: only the last activation differs
+    noise = _noise(16, 100, seed=3)
+    a = keras.ops.convert_to_numpy(tanh(noise, training=False)).astype(np.float64)
+    _check_generator(sigmoid, 32, n=16)  # checks [0, 1] and the shape
+    b = keras.ops.convert_to_numpy(sigmoid(noise, training=False))
+    # tanh(x) = a  =>  x = artanh(a), and the sigmoid model gives 1 / (1 + exp(-x))
+    np.testing.assert_allclose(b, 1 / (1 + np.exp(-np.arctanh(a))), atol=1e-5)
+    assert b.min() < 0.5 < b.max()
+
+
+@pytest.mark.parametrize(("image_size", "published"), [(32, 1_051_267), (64, 3_533_443)])
+def test_improved_generator_without_batchnorm(image_size, published):
+    generator = models.improved_generator(image_size, batchnorm=False)
+    _check_generator(generator, image_size)
+    assert generator.name == f"improved_generator_{image_size}_nobn"
+    assert not any(isinstance(layer, layers.BatchNormalization) for layer in generator.layers)
+    # Two BatchNormalization layers gone, 4 numbers per channel each (128 and 64 channels);
+    # the convolutions keep their bias, as in the published model.
+    assert generator.count_params() == published - 4 * (128 + 64)
+    for name in ("conv_0", "conv_1", "image"):
+        assert generator.get_layer(name).use_bias
+    with_bn = models.improved_generator(image_size)
+    assert sum(isinstance(layer, layers.BatchNormalization) for layer in with_bn.layers) == 2
+
+
+def test_improved_discriminator_without_dropout():
+    kept = models.improved_discriminator(32, width=0.25)
+    plain = models.improved_discriminator(32, width=0.25, dropout=False)
+    assert plain.name == "improved_discriminator_32_nodropout"
+    assert sum(isinstance(layer, layers.Dropout) for layer in kept.layers) == 2
+    assert not any(isinstance(layer, layers.Dropout) for layer in plain.layers)
+    assert plain.count_params() == kept.count_params()
+    plain.set_weights(kept.get_weights())
+    images = _images(8, 32)
+    # In training mode dropout makes two calls differ; without it they are the same.
+    first, second = (keras.ops.convert_to_numpy(plain(images, training=True)) for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    noisy = [keras.ops.convert_to_numpy(kept(images, training=True)) for _ in range(2)]
+    assert not np.array_equal(*noisy)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(kept(images, training=False)), first, rtol=1e-5
+    )
+
+
+def test_build_pair_sends_the_ablation_options_to_their_side():
+    generator, discriminator = models.build_pair(
+        "improved", 32, width=0.25, output="sigmoid", batchnorm=False, dropout=False
+    )
+    assert generator.name == "improved_generator_32_sigmoid_nobn"
+    assert discriminator.name == "improved_discriminator_32_nodropout"
+    assert generator.value_range == (0.0, 1.0)
+
+
 # --------------------------------------------------------------------------- exact counts
 
 
@@ -394,8 +453,17 @@ def test_build_pair_routes_options_and_latent_dim():
         (
             ("improved", 32),
             {"hidden": (8,)},
-            "valid options: minibatch_std, pooling, spectral_norm, upsample",
+            "valid options: batchnorm, dropout, minibatch_std, output, pooling, spectral_norm, "
+            "upsample",
         ),
+        (
+            ("improved", 32),
+            {"output": "relu"},
+            r"unknown output 'relu'; choose one of .*tanh.*sigmoid",
+        ),
+        (("improved", 32), {"batchnorm": "no"}, "batchnorm must be True or False"),
+        (("improved", 32), {"dropout": 0.5}, "dropout must be True or False"),
+        (("baseline", 32), {"output": "tanh"}, "unknown option 'output'"),
         (("improved", 32), {"latent_dim": 0}, "latent_dim"),
     ],
 )

@@ -7,9 +7,10 @@ together: sample grids every epoch, checkpoints that survive a killed process,
 
 A run folder holds::
 
-    RUN/run.json              what was trained (model, size, width, latent size) and the
-                              settings that fix the data order (data, seed, batch size,
-                              steps per epoch): a resume must use the same ones
+    RUN/run.json              what was trained (model, size, width, latent size, model
+                              options, loss and its penalties) and the settings that fix
+                              the data order (data, seed, batch size, steps per epoch):
+                              a resume must use the same ones
     RUN/history.csv           one row per finished epoch, `epoch` counted from 0
     RUN/samples/epoch_XXXX.png  a fixed-noise grid per epoch
     RUN/checkpoints/ckpt-STEP.npz  the last `keep` checkpoints (weights, optimizer states, counters)
@@ -52,9 +53,25 @@ RUN_KEYS = (
     "ada",
     "spectral_norm",
     "minibatch_std",
+    "model_options",
+    "loss",
+    "gp_weight",
+    "r1_gamma",
+    "label_smoothing",
 )
-# What a run.json written before a key was recorded stands for: the default then in force.
-RUN_KEY_DEFAULTS = {"spectral_norm": False, "minibatch_std": False}
+# What a run.json written before a key was recorded (or was compared) stands for: the
+# default then in force. train() records label_smoothing as given (None: the preset's).
+RUN_KEY_DEFAULTS = {
+    "spectral_norm": False,
+    "minibatch_std": False,
+    "model_options": {},
+    "loss": "bce",
+    "gp_weight": 10.0,
+    "r1_gamma": 0.0,
+    "label_smoothing": None,
+}
+# train() keywords of their own, so never among its model_options.
+_OWN_MODEL_KEYWORDS = ("spectral_norm", "minibatch_std")
 
 
 def _load_data(data, image_size):
@@ -91,7 +108,37 @@ def _describe(config):
         parts.append("spectral norm")
     if config.get("minibatch_std"):
         parts.append("minibatch std")
+    if config.get("model_options"):
+        parts.append(f"model_options {config['model_options']}")
+    if config.get("loss", "bce") != "bce":
+        parts.append(f"loss {config['loss']!r}")
     return ", ".join(parts)
+
+
+def _model_options(options, family):
+    """`train`'s model_options as a JSON-safe dict, checked against `family`'s builders."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
+        raise ValueError(
+            f"model_options must be a dict of build_pair options, e.g. "
+            f"{{'upsample': 'transposed'}}, got {options!r}"
+        )
+    own = [key for key in options if key in _OWN_MODEL_KEYWORDS]
+    if own:
+        raise ValueError(
+            f"{own[0]} is train()'s own keyword (--{own[0].replace('_', '-')}); "
+            f"pass it as {own[0]}=True, not in model_options"
+        )
+    _models._split_options(family, options)  # unknown names and bad values: ValueError
+    try:
+        # run.json holds them: tuples come back as lists, so compare the JSON form.
+        return json.loads(json.dumps(options))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"model_options must hold plain values (str, number, bool, lists) that run.json "
+            f"can record, got {options!r}"
+        ) from None
 
 
 def _fingerprint(images):
@@ -141,10 +188,17 @@ def _prepare_run(run, config, details, resume):
     record = {**config, **details}
     if info.is_file():
         saved = json.loads(info.read_text())
-        if any(saved.get(key, RUN_KEY_DEFAULTS.get(key)) != config[key] for key in RUN_KEYS):
+        changes = []
+        for key in RUN_KEYS:
+            old = saved.get(key, RUN_KEY_DEFAULTS.get(key))
+            new = config.get(key, RUN_KEY_DEFAULTS.get(key))
+            if old != new:
+                changes.append(f"{key}: the run has {old!r}, this call asks for {new!r}")
+        if changes:
             raise ValueError(
-                f"run folder {run} was made with {_describe(saved)}, not {_describe(config)}; "
-                f"use the same settings to resume it or choose another run folder"
+                f"run folder {run} was made with {_describe(saved)}, not {_describe(config)} "
+                f"({'; '.join(changes)}); use the same settings to resume it or choose "
+                f"another run folder"
             )
         if list_checkpoints(run / "checkpoints"):
             if not resume:
@@ -239,11 +293,12 @@ def _build_gan(
 
     cures: loss, gp_weight, r1_gamma, label_smoothing (for `GAN.compile`) and the
     discriminator's spectral_norm and minibatch_std, passed only when on (not every
-    family has them).
+    family has them). model_options go to `build_pair` as well.
     """
     for key in ("spectral_norm", "minibatch_std"):
         if not cures.get(key):
             cures.pop(key, None)
+    cures.update(cures.pop("model_options", None) or {})
     policy, jit_compile, distribute = devices
     keras.utils.set_random_seed(seed)
     with _dtype_policy(policy), distribute.scope():
@@ -354,6 +409,7 @@ def train(
     spectral_norm=False,
     minibatch_std=False,
     label_smoothing=None,
+    model_options=None,
 ):
     """Train PRESETS[model] on `data` and return (gan, history) (chapter 5).
 
@@ -381,8 +437,12 @@ def train(
     The cures of mode collapse (chapter 4): loss ("bce", "hinge" or "wgan-gp"),
     gp_weight (WGAN-GP's penalty weight), r1_gamma (R1 penalty on real images, 0: off)
     and label_smoothing (None: the preset's; "bce" only), as in `GAN.compile`;
-    spectral_norm and minibatch_std change the discriminator (ganlib.models), so a run
-    folder resumes only with the values it was made with. All are recorded in run.json.
+    spectral_norm and minibatch_std change the discriminator (ganlib.models).
+    model_options: a dict for `ganlib.models.build_pair`, e.g. {"output": "sigmoid"} or
+    {"upsample": "transposed", "dropout": False} (chapter 3's ablation); an option
+    neither builder takes, or a bad value, is a ValueError before anything is written.
+    All of these are recorded in run.json, and a run folder resumes only with the values
+    it was made with (a run.json from before model_options resumes as {}).
 
     Seeds Python, NumPy and TensorFlow with `seed` (keras.utils.set_random_seed).
     history: dict of lists, `epoch` plus one list per logged value, all epochs of the
@@ -396,6 +456,7 @@ def train(
     # Checked before run.json is written; with another loss the preset's label tricks go.
     check_loss_options(loss, gp_weight, r1_gamma, label_smoothing or 0.0)
     cures = dict(loss=loss, gp_weight=gp_weight, r1_gamma=r1_gamma, label_smoothing=label_smoothing)
+    model_options = _model_options(model_options, preset["model"])
     latent_dim = (
         _models.DEFAULT_LATENT_DIM[preset["model"]] if latent_dim is None else int(latent_dim)
     )
@@ -421,6 +482,8 @@ def train(
             "ada": bool(ada),
             "spectral_norm": bool(spectral_norm),
             "minibatch_std": bool(minibatch_std),
+            "model_options": model_options,
+            **cures,
         }
         details = {
             "family": preset["model"],
@@ -432,7 +495,6 @@ def train(
             "batch_size": batch_size,
             "steps_per_epoch": steps,
             "ada_options": ada_options or None,
-            **cures,
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -451,6 +513,7 @@ def train(
         devices=(policy, jit_compile, distribute),
         spectral_norm=bool(spectral_norm),
         minibatch_std=bool(minibatch_std),
+        model_options=model_options,
         **cures,
     )
     gan.preset.update(
@@ -510,7 +573,8 @@ def train(
 def load_run(run_dir):
     """The GAN of a run folder with its newest checkpoint loaded, e.g. to draw samples (chapter 5).
 
-    Built from RUN/run.json with this machine's default dtype policy; `gan.checkpoint`
+    Built from RUN/run.json (model_options included) with this machine's default dtype
+    policy; `gan.checkpoint`
     holds the checkpoint's counters (epoch, step, path). FileNotFoundError when the
     folder has no run.json or no checkpoint yet.
     """
@@ -537,6 +601,7 @@ def load_run(run_dir):
         jit_compile=False,
         **{key: config[key] for key in ("spectral_norm", "minibatch_std") if config.get(key)},
         **{key: config[key] for key in ("loss", "gp_weight", "r1_gamma") if key in config},
+        **(config.get("model_options") or {}),
     )
     state = load_checkpoint(gan, run / "checkpoints")
     if state is None:

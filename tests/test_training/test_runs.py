@@ -1,6 +1,8 @@
 """Tests for ganlib/training/runs.py."""
 
 import json
+import re
+import shutil
 
 import keras
 import numpy as np
@@ -248,3 +250,87 @@ def test_a_run_json_from_before_the_position_keys_still_resumes(tmp_path):
         training.train(faces, **SMALL, steps_per_epoch=1, epochs=2, run_dir=run)
     _, history = training.train(faces[::-1], **SMALL, epochs=2, run_dir=run)  # data: unknown
     assert history["epoch"] == [0, 1]
+
+
+# --------------------------------------------------------------------------- model options
+
+
+def test_model_options_reach_the_models_and_run_json_and_load_run(tmp_path):
+    faces = toy_faces(16, 32)[0]
+    run = tmp_path / "run"
+    options = {"output": "sigmoid", "batchnorm": False, "dropout": False}
+    gan, _ = training.train(faces, **SMALL, epochs=1, run_dir=run, model_options=options)
+    assert gan.generator.name == "improved_generator_32_sigmoid_nobn"
+    assert gan.discriminator.name == "improved_discriminator_32_nodropout"
+    assert gan.value_range == (0.0, 1.0)  # so the real images were scaled to [0, 1] too
+    images = np.asarray(gan.generate(8, seed=0))
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert json.loads((run / "run.json").read_text())["model_options"] == options
+    loaded = training.load_run(run)
+    assert loaded.generator.name == gan.generator.name and loaded.value_range == (0.0, 1.0)
+    np.testing.assert_array_equal(loaded.generate(2, seed=0), gan.generate(2, seed=0))
+    # the same options resume; other ones (or none) are refused like another model
+    _, history = training.train(faces, **SMALL, epochs=2, run_dir=run, model_options=options)
+    assert history["epoch"] == [0, 1]
+    for other in ({}, {**options, "output": "tanh"}):
+        with pytest.raises(
+            ValueError, match=r"was made with .*model_options: the run has .*another run folder"
+        ):
+            training.train(faces, **SMALL, epochs=3, run_dir=run, model_options=other)
+    assert len(training.read_history(run / "history.csv")) == 2  # nothing was trained
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"upsampling": "transposed"}, r"unknown option 'upsampling'.*valid options: batchnorm"),
+        ({"output": "relu"}, r"unknown output 'relu'; choose one of .*tanh.*sigmoid"),
+        ({"batchnorm": "off"}, "batchnorm must be True or False"),
+        ({"spectral_norm": True}, r"train\(\)'s own keyword.*spectral_norm=True"),
+        ([("output", "sigmoid")], "model_options must be a dict"),
+    ],
+)
+def test_bad_model_options_are_refused_before_anything_is_written(tmp_path, options, message):
+    faces = toy_faces(16, 32)[0]
+    with pytest.raises(ValueError, match=message):
+        training.train(faces, **SMALL, epochs=1, run_dir=tmp_path / "r", model_options=options)
+    assert not (tmp_path / "r").exists()
+
+
+def test_model_options_are_checked_against_the_presets_family(tmp_path):
+    faces = toy_faces(16, 32)[0]
+    with pytest.raises(ValueError, match="unknown option 'output' for 'baseline' models"):
+        training.train(faces, **{**SMALL, "model": "baseline"}, model_options={"output": "tanh"})
+
+
+def test_a_run_json_from_before_model_options_resumes_as_without_them(one_epoch_run, tmp_path):
+    faces, original = one_epoch_run
+    run = tmp_path / "run"
+    shutil.copytree(original, run)
+    info = json.loads((run / "run.json").read_text())
+    assert info["model_options"] == {}
+    del info["model_options"]  # what run.json held before model options were recorded
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="model_options: the run has {}"):
+        training.train(faces, **SMALL, epochs=2, run_dir=run, model_options={"dropout": False})
+    _, history = training.train(faces, **SMALL, epochs=2, run_dir=run)
+    assert history["epoch"] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        (dict(loss="hinge"), "loss: the run has 'bce', this call asks for 'hinge'"),
+        (dict(gp_weight=5.0), "gp_weight: the run has 10.0, this call asks for 5.0"),
+        (dict(r1_gamma=1.0), "r1_gamma: the run has 0.0, this call asks for 1.0"),
+        (dict(label_smoothing=0.1), "label_smoothing: the run has None, this call asks for 0.1"),
+    ],
+)
+def test_resuming_with_another_loss_or_penalty_is_refused(one_epoch_run, change, said):
+    faces, run = one_epoch_run
+    before = json.loads((run / "run.json").read_text())
+    with pytest.raises(ValueError, match=re.escape(said)) as error:
+        training.train(faces, **SMALL, **change, epochs=2, run_dir=run)
+    assert str(error.value).startswith(f"run folder {run} was made with model 'improved'")
+    assert json.loads((run / "run.json").read_text()) == before
+    assert len(training.read_history(run / "history.csv")) == 1  # nothing was trained
