@@ -42,6 +42,7 @@ _EXPORTS = {
     "MODES": "modes",
     "book_mode": "modes",
     "gpu_minutes": "modes",
+    "mode_table": "modes",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -9,7 +9,14 @@ when the reader writes it (the published schedule, hours on a T4).
 
 from __future__ import annotations
 
-__all__ = ["MODES", "book_mode", "gpu_minutes", "A100_SECONDS_PER_UPDATE", "T4_SLOWDOWN"]
+__all__ = [
+    "MODES",
+    "book_mode",
+    "gpu_minutes",
+    "mode_table",
+    "A100_SECONDS_PER_UPDATE",
+    "T4_SLOWDOWN",
+]
 
 MODES = ("quick", "gpu-short", "full")
 
@@ -51,3 +58,28 @@ def gpu_minutes(updates, cost=1.0):
         raise ValueError(f"updates must be >= 0 and cost > 0, got {updates} and {cost}")
     a100 = updates * cost * A100_SECONDS_PER_UPDATE / 60
     return {"A100": a100, "T4": a100 * T4_SLOWDOWN}
+
+
+def mode_table(updates_by_mode, cost=1.0):
+    """A Markdown table: each GPU mode's updates and expected minutes on an A100 and a T4 (chapter 3).
+
+    updates_by_mode: {"gpu-short": n, "full": m} (modes of MODES; "quick" runs on a
+    CPU and is left out). cost as in `gpu_minutes`. Every figure is marked as an
+    estimate, since none of them was measured on the reader's GPU.
+    """
+    unknown = [mode for mode in updates_by_mode if mode not in MODES]
+    if unknown:
+        raise ValueError(f"unknown modes {unknown}; use {', '.join(MODES)}")
+    lines = [
+        "| MODE | updates | A100 (estimate) | T4 (estimate) |",
+        "|---|---:|---:|---:|",
+    ]
+    for mode, updates in updates_by_mode.items():
+        if mode == "quick":
+            continue
+        minutes = gpu_minutes(updates, cost)
+        lines.append(
+            f"| `{mode}` | {updates:,} | about {minutes['A100']:.0f} min "
+            f"| about {minutes['T4']:.0f} min |"
+        )
+    return "\n".join(lines)

@@ -33,3 +33,14 @@ def test_gpu_minutes_scale_the_measured_a100_epoch():
     )
     with pytest.raises(ValueError):
         modes.gpu_minutes(-1)
+
+
+def test_mode_table_lists_the_gpu_modes_with_their_estimates():
+    table = modes.mode_table({"quick": 10, "gpu-short": 31 * 156, "full": 200 * 156})
+    rows = table.splitlines()
+    assert len(rows) == 4  # header, rule, gpu-short, full: quick runs on a CPU
+    assert rows[2].startswith("| `gpu-short` | 4,836 |")
+    assert f"about {200 * 26 / 60:.0f} min" in rows[3]  # 87 minutes, the measured A100 run
+    assert "estimate" in rows[0]
+    with pytest.raises(ValueError, match="unknown modes"):
+        modes.mode_table({"fast": 1})
