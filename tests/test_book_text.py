@@ -31,8 +31,8 @@ def _first_code_cell(path):
     return "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
 
 
-def test_there_are_seven_chapters():
-    assert len(CHAPTERS) == 7
+def test_there_are_eight_chapters():
+    assert len(CHAPTERS) == 8
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

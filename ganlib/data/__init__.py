@@ -16,6 +16,7 @@ from ganlib.data.cifar10 import CIFAR10_CLASSES, load_cifar10
 from ganlib.data.errors import DataNotFoundError
 from ganlib.data.folders import IMAGE_EXTENSIONS, FolderReport, clear_image_cache, load_image_folder
 from ganlib.data.pipeline import image_dataset, resize_images
+from ganlib.data.ring import ring_centres, ring_density, sample_ring
 from ganlib.data.sources import DEFAULT_TOY_FACES, SOURCES_HELP, load_source
 from ganlib.data.toy_decode import decode_toy_faces
 from ganlib.data.toy_faces import (
@@ -32,6 +33,9 @@ from ganlib.data.toy_faces import (
 )
 
 __all__ = [
+    "ring_centres",
+    "ring_density",
+    "sample_ring",
     "toy_faces",
     "decode_toy_faces",
     "FACTOR_NAMES",

@@ -14,6 +14,8 @@ Names load from their file on first use, so `kid` and `mode_coverage` work witho
 from ganlib.common import lazy_exports
 
 _EXPORTS = {
+    "nearest_mode": "ring",
+    "ring_coverage": "ring",
     "kid": "distances",
     "fid": "distances",
     "InceptionFeatures": "features",
