@@ -26,6 +26,8 @@ _SUBMODULES = (
     "grids",
     "plotting",
     "experiments",
+    "recorded",
+    "costs",
     "cli",
 )
 # Top-level shortcuts: name -> module that defines it.
