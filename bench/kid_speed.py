@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import cpu_description
+from machine import cpu_description, write_table_section
 
 from ganlib.metrics import distances, kid
 
@@ -143,27 +143,7 @@ def record(rows: list[str], results: Path | None = None) -> None:
     other scripts' sections are left as they are.
     """
     results = RESULTS if results is None else Path(results)
-    text = results.read_text() if results.exists() else ""
-    if not text.strip():
-        text = "# Benchmark results\n\nRows are appended by the scripts in bench/.\n"
-    lines = text.rstrip("\n").split("\n")
-    if SECTION in lines:
-        start = lines.index(SECTION)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), None)
-        end = len(lines) if end is None else end
-        old_rows = []
-        if TABLE_HEADER in lines[start:end]:
-            first = lines.index(TABLE_HEADER, start) + 2
-            old_rows = [line for line in lines[first:end] if line.startswith("|")]
-        tail = lines[end:]
-        lines = lines[:start]
-    else:
-        old_rows, tail = [], []
-    while lines and not lines[-1].strip():
-        lines.pop()
-    block = ["", SECTION, "", SECTION_TEXT, "", TABLE_HEADER, TABLE_RULE, *old_rows, *rows]
-    lines += block + ([""] + tail if tail else [])
-    results.write_text("\n".join(lines) + "\n")
+    write_table_section(results, SECTION, SECTION_TEXT, TABLE_HEADER, TABLE_RULE, rows)
 
 
 def main(argv=None) -> int:

@@ -184,3 +184,44 @@ def test_merge_refuses_cpu_and_tiny_runs(tmp_path, results_copy, change):
 
 def test_gpu_script_parses():
     subprocess.run(["bash", "-n", str(BENCH / "gpu.sh")], check=True, timeout=30)
+
+
+def test_recipes_quick_writes_json_and_replaces_its_rows(tmp_path, results_copy):
+    out = tmp_path / "recipes.json"
+    command = [
+        sys.executable, str(BENCH / "recipes.py"), "--quick", "--record",
+        "--results-file", str(results_copy), "--json", str(out),
+    ]  # fmt: skip
+    before = results_copy.read_text()
+    for _ in range(2):  # the second run replaces the first one's rows
+        subprocess.run(
+            command, check=True, env=_env(), cwd=tmp_path, timeout=400, capture_output=True
+        )
+    record = json.loads(out.read_text())
+    assert record["kind"] == "recipes" and record["quick"] is True and record["samples"] == 64
+    # the tiny recipe is scored after 1 and 2 epochs, its live and its EMA generator
+    stages = [(r["epochs"], r["generator"]) for r in record["results"]]
+    assert stages == [(1, "live"), (1, "EMA"), (2, "live"), (2, "EMA")]
+    assert [r["steps"] for r in record["results"]] == [2, 2, 4, 4]
+    for r in record["results"]:
+        assert 0.0 <= r["faces"] <= 1.0 and r["coverage_ratio"] >= 0.0 and r["cpu_min"] > 0
+        assert r["goals_met"] is False  # 4 steps make no faces
+    assert "--ema" not in record["results"][0]["options"]
+    assert "--ema 0.99" in record["results"][1]["options"]
+    assert 0.0 < record["real_coverage"] <= 1.0
+    lines = results_copy.read_text().splitlines()
+    section = lines.index("## Quality per CPU minute (bench/recipes.py)")
+    assert lines.index("## GPU") > section  # the GPU section stays last
+    assert [line for line in lines if line in record["rows"]] == record["rows"]
+    assert sum(line.startswith("| date | device | recipe |") for line in lines) == 1
+    # everything that was there is still there, in order
+    kept = iter(lines)
+    assert all(any(line == other for other in kept) for line in before.splitlines())
+
+
+def test_recipes_quick_refuses_to_record_into_the_real_results():
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "recipes.py"), "--quick", "--record"],
+        env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--results-file" in done.stderr

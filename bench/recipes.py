@@ -1,0 +1,312 @@
+"""Quality per CPU minute: recipes for a quick toy-face run on a CPU, trained and scored.
+
+    python bench/recipes.py [--recipes NAME,...] [--samples 1000] [--record]
+                            [--results-file PATH] [--json PATH] [--quick]
+
+Each recipe is a `ganlib.train` call (the options of `python -m ganlib train`) on the toy
+faces at 32 px, trained from scratch in a temporary run folder, some in stages: a recipe
+that lists epochs (5, 10) trains 5 epochs, is scored, then resumes to 10 (a resumed run
+continues exactly where it stopped, so its 10-epoch figures are those of a 10-epoch run)
+and is scored again. A recipe with an EMA generator is scored twice at each stage: the
+live generator (the EMA copy does not change training, so these are the figures of the
+same recipe without --ema) and the EMA copy.
+
+Per row:
+  - wall (s) and CPU (min): of the training only (ru_utime + ru_stime of this process,
+    resource.getrusage, before and after `ganlib.train`; scoring excluded). On a shared
+    machine the CPU time is the fair figure; on 2 quiet cores the wall time is about half
+    of it when TensorFlow keeps both busy.
+  - faces: share of `--samples` generated images (seed 1) that the calibrated decoder
+    (ganlib.metrics.CalibratedDecoder, via mode_coverage(decoder="calibrated")) reads as
+    faces, i.e. 1 - unrecognised.
+  - coverage / real: the samples' mode coverage divided by that of as many real faces
+    (data.toy_faces(samples, 32, seed=123)) read by the same decoder.
+  - KID: against those real faces, DomainFeatures(image_size=32).
+Goals of a quick recipe: CPU <= 10 min (5 min wall on 2 cores), faces >= 50 %, coverage /
+real >= 50 %. Prints a table; --record writes its rows into the "Quality per CPU minute"
+section of bench/RESULTS.md (rows of the same recipe and stage are replaced).
+--quick: tiny recipes (64 faces, a few steps, 64 samples) that check the script in
+seconds; --record is refused with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from machine import cpu_description, write_table_section
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Quality per CPU minute (bench/recipes.py)"
+SECTION_TEXT = (
+    "Recipes for a quick toy-face run on a CPU: `ganlib.train` on the toy faces at 32 px, "
+    "each from scratch with seed 0, then 1,000 samples scored. wall and CPU: the training "
+    "only (CPU = user + system time of the process; on 2 quiet cores the wall time is about "
+    "half of it, on a shared machine the wall time is inflated by the load given in the "
+    "device column). faces = share of the samples the calibrated decoder reads as a face; "
+    "coverage / real = their mode coverage over that of 1,000 real faces read by the same "
+    "decoder; KID against those real faces with DomainFeatures (lower is better; real against real scatters around 0). (live) = the "
+    "generator being trained, the figures of the same recipe without --ema; (EMA) = its "
+    "EMA copy. Goals: CPU <= 10 min, faces >= 50 %, coverage / real >= 50 %."
+)
+TABLE_HEADER = (
+    "| date | device | recipe | options | steps | wall (s) | CPU (min) | faces | "
+    "coverage / real | KID | goals |"
+)
+TABLE_RULE = "|---|---|---|---|---|---|---|---|---|---|---|"
+
+# name: (what it is, train() keywords, epochs at which it is scored). Every recipe trains
+# the toy faces at 32 px with seed 0; "data" is the SOURCE string.
+RECIPES = {
+    "main-job": (
+        "the README's main job until now",
+        dict(data="toy-faces", model="improved", width=0.25, batch_size=32, ema=0.999),
+        (5, 10),
+    ),
+    "lr2x": (
+        "the main job with both learning rates doubled (D 2e-4, G 4e-4)",
+        dict(
+            data="toy-faces",
+            model="improved",
+            width=0.25,
+            batch_size=32,
+            learning_rate=2e-4,
+            ema=0.999,
+        ),
+        (5, 10, 15),
+    ),
+    "width-0.5": (
+        "the main job at half the published width",
+        dict(data="toy-faces", model="improved", width=0.5, batch_size=32, ema=0.999),
+        (5,),
+    ),
+}
+QUICK_RECIPES = {
+    "tiny": (
+        "a smoke test",
+        dict(
+            data="toy-faces:64",
+            model="improved",
+            width=0.125,
+            batch_size=16,
+            ema=0.99,
+            steps_per_epoch=2,
+        ),
+        (1, 2),
+    ),
+}
+DEFAULT_SAMPLES = 1000
+GOALS = {"cpu_min": 10.0, "faces": 0.5, "coverage_ratio": 0.5}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def options_text(options: dict, epochs: int) -> str:
+    """The command-line options of `python -m ganlib train` for these train() keywords."""
+    flags = {
+        "batch_size": "--batch-size",
+        "learning_rate": "--lr",
+        "steps_per_epoch": "--steps-per-epoch",
+    }
+    parts = [f"--data {options['data']}", f"--model {options['model']}", "--image-size 32"]
+    for key, value in options.items():
+        if key in ("data", "model"):
+            continue
+        flag = flags.get(key, "--" + key.replace("_", "-"))
+        parts.append(
+            flag
+            if value is True
+            else f"{flag} {value:g}"
+            if isinstance(value, float)
+            else f"{flag} {value}"
+        )
+    parts.append(f"--epochs {epochs}")
+    return " ".join(parts)
+
+
+class Scorer:
+    """Faces read, coverage relative to real faces and KID of generated images (n, 32, 32, 3)."""
+
+    def __init__(self, samples: int):
+        from ganlib import data, metrics
+
+        self.metrics = metrics
+        self.real, _ = data.toy_faces(samples, 32, seed=123)
+        self.real_coverage = metrics.mode_coverage(self.real, decoder="calibrated")["coverage"]
+        self.features = metrics.DomainFeatures(image_size=32)
+        self.real_features = self.features(self.real)
+
+    def __call__(self, images, value_range) -> dict:
+        from ganlib.common import to_uint8
+
+        coverage = self.metrics.mode_coverage(images, value_range, decoder="calibrated")
+        fake_features = self.features(to_uint8(images, value_range))
+        kid_mean, kid_std = self.metrics.kid(self.real_features, fake_features)
+        return {
+            "faces": 1.0 - coverage["unrecognised"],
+            "coverage": coverage["coverage"],
+            "coverage_ratio": coverage["coverage"] / self.real_coverage,
+            "kid": kid_mean,
+            "kid_std": kid_std,
+            "histograms": {k: v.tolist() for k, v in coverage["histograms"].items()},
+        }
+
+
+def run_recipe(name, recipe, scorer, samples, folder, verbose=0) -> list[dict]:
+    """Train `recipe` stage by stage; one result per stage and generator (live, EMA)."""
+    import keras
+
+    from ganlib import training
+
+    what, options, stages = recipe
+    results, wall, cpu = [], 0.0, 0.0
+    for epochs in stages:
+        keras.backend.clear_session()
+        start_wall, start_cpu = time.perf_counter(), cpu_seconds()
+        gan, _ = training.train(
+            image_size=32, epochs=epochs, run_dir=folder, seed=0, verbose=verbose, **options
+        )
+        wall += time.perf_counter() - start_wall
+        cpu += cpu_seconds() - start_cpu
+        steps = int(keras.ops.convert_to_numpy(gan.global_step))
+        generators = [("live", gan.generator)]
+        if gan.ema_generator is not None:
+            gan.refresh_ema_statistics()
+            generators.append(("EMA", gan.ema_generator))
+        z = np.random.default_rng(1).standard_normal((samples, gan.latent_dim), dtype=np.float32)
+        for kind, generator in generators:
+            images = np.concatenate(
+                [
+                    keras.ops.convert_to_numpy(generator(z[i : i + 250], training=False))
+                    for i in range(0, samples, 250)
+                ]
+            )
+            score = scorer(images, gan.value_range)
+            options_used = dict(options)
+            if kind == "live":
+                options_used.pop("ema", None)
+            result = {
+                "recipe": name,
+                "what": what,
+                "generator": kind,
+                "epochs": epochs,
+                "steps": steps,
+                "options": options_text(options_used, epochs),
+                "wall_s": wall,
+                "cpu_min": cpu / 60.0,
+                **score,
+            }
+            result["goals_met"] = (
+                result["cpu_min"] <= GOALS["cpu_min"]
+                and result["faces"] >= GOALS["faces"]
+                and result["coverage_ratio"] >= GOALS["coverage_ratio"]
+            )
+            results.append(result)
+            print(line(result), flush=True)
+    return results
+
+
+def header() -> str:
+    return (
+        f"{'recipe':<22} {'steps':>6} {'wall s':>7} {'CPU min':>8} {'faces':>6} "
+        f"{'cov/real':>8} {'KID':>8}  goals"
+    )
+
+
+def label(result) -> str:
+    return f"{result['recipe']}, {result['epochs']} ep ({result['generator']})"
+
+
+def line(result) -> str:
+    return (
+        f"{label(result):<22} {result['steps']:>6} {result['wall_s']:7.0f} "
+        f"{result['cpu_min']:8.2f} {result['faces']:6.1%} {result['coverage_ratio']:8.1%} "
+        f"{result['kid']:8.1f}  {'met' if result['goals_met'] else 'not met'}"
+    )
+
+
+def row(result, today, dev) -> str:
+    return (
+        f"| {today} | {dev} | {label(result)} | `{result['options']}` | {result['steps']} "
+        f"| {result['wall_s']:.0f} | {result['cpu_min']:.2f} | {100 * result['faces']:.1f} % "
+        f"| {100 * result['coverage_ratio']:.1f} % | {result['kid']:.1f} "
+        f"| {'met' if result['goals_met'] else 'not met'} |"
+    )
+
+
+def record(rows: list[str], results: Path | None = None) -> None:
+    """Put `rows` into the section's table; an older row of the same recipe label goes."""
+    results = RESULTS if results is None else Path(results)
+
+    def key(table_row):
+        return table_row.split("|")[3].strip()
+
+    write_table_section(
+        results, SECTION, SECTION_TEXT, TABLE_HEADER, TABLE_RULE, rows, key=key, before="## GPU"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", help="comma-separated names (default: all)")
+    parser.add_argument("--samples", type=int, default=None, help="generated images scored")
+    parser.add_argument("--record", action="store_true", help="write the rows to RESULTS.md")
+    parser.add_argument("--results-file", type=Path, default=RESULTS)
+    parser.add_argument("--json", type=Path, help="write the results to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="tiny recipes (smoke test)")
+    args = parser.parse_args(argv)
+    catalogue = QUICK_RECIPES if args.quick else RECIPES
+    names = args.recipes.split(",") if args.recipes else list(catalogue)
+    unknown = [n for n in names if n not in catalogue]
+    if unknown:
+        parser.error(f"unknown recipe(s) {unknown}; choose from {', '.join(catalogue)}")
+    if args.quick and args.record and args.results_file == RESULTS:
+        parser.error("--quick rows are not benchmark figures; pass --results-file to test --record")
+    samples = args.samples or (64 if args.quick else DEFAULT_SAMPLES)
+    dev = cpu_description()
+    scorer = Scorer(samples)
+    print(
+        f"real faces: coverage {scorer.real_coverage:.4f} ({samples} read by the calibrated decoder)"
+    )
+    print(header())
+    results = []
+    for name in names:
+        with tempfile.TemporaryDirectory() as folder:
+            results += run_recipe(name, catalogue[name], scorer, samples, Path(folder) / name)
+    today = datetime.date.today().isoformat()
+    if hasattr(os, "getloadavg"):
+        dev += f" (at the end {os.getloadavg()[0]:.1f})"
+    rows = [row(r, today, dev) for r in results]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "kind": "recipes",
+            "quick": args.quick,
+            "date": today,
+            "device": dev,
+            "samples": samples,
+            "real_coverage": scorer.real_coverage,
+            "goals": GOALS,
+            "results": results,
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+    if args.record:
+        record(rows, args.results_file)
+        print(f"recorded in {args.results_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
