@@ -143,8 +143,8 @@ def _executed_outputs(name):
 CHAPTERS = _chapters()
 
 
-def test_toc_lists_seven_chapters():
-    assert len(CHAPTERS) == 7, CHAPTERS
+def test_toc_lists_eight_chapters():
+    assert len(CHAPTERS) == 8, CHAPTERS
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[Path(c).name for c in CHAPTERS])
