@@ -44,6 +44,7 @@ import keras
 import numpy as np
 
 from ganlib.common import atomic_write
+from ganlib.recorded import MEASURED
 from ganlib.training.history import read_history
 
 __all__ = [
@@ -152,7 +153,6 @@ PROVENANCE_KEYS = (
 )
 # Grids larger than this are stored with a 256-colour palette.
 _GRID_BYTES = 120_000
-_MEASURED = ("kid", "kid_std", "coverage", "unrecognised", "blank_share")
 
 
 class Measurements(keras.callbacks.Callback):
@@ -197,7 +197,7 @@ class Measurements(keras.callbacks.Callback):
 
         images = np.asarray(self.model.generate(self.n_samples, seed=self.seed))
         value_range = getattr(self.model, "value_range", None)
-        values = dict.fromkeys(_MEASURED, float("nan"))
+        values = dict.fromkeys(MEASURED, float("nan"))
         values["blank_share"] = metrics.blank_share(images, value_range)
         if self.extractor is not None:
             fake = self.extractor(images, value_range=value_range)
@@ -215,7 +215,7 @@ class Measurements(keras.callbacks.Callback):
         if logs is None:
             logs = {}
         if (epoch + 1) % self.every and epoch != self.final_epoch:
-            for key in _MEASURED:
+            for key in MEASURED:
                 logs.setdefault(key, float("nan"))
             return
         values = self.measure()
@@ -371,7 +371,7 @@ def _last_measured(rows):
 
 def _write_readme(out, settings, finished, not_run):
     """README.md: which run this is, then a table of each variant's last measurements."""
-    columns = ("epoch", "d_loss", "g_loss", *_MEASURED)
+    columns = ("epoch", "d_loss", "g_loss", *MEASURED)
     lines = [f"# Experiment `{settings['experiment']}`", ""]
     if settings["quick"]:
         lines += [

@@ -20,7 +20,8 @@ from ganlib.training.history import read_history
 
 __all__ = ["Result", "load_result", "provenance_caption", "summarise", "MEASURED"]
 
-# The columns run_experiment's Measurements write every `measure_every` epochs (nan between).
+# The columns run_experiment's Measurements write every `measure_every` epochs (nan between);
+# ganlib.experiments writes exactly these.
 MEASURED = ("kid", "kid_std", "coverage", "unrecognised", "blank_share")
 
 
