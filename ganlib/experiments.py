@@ -420,14 +420,12 @@ def _real_features(settings, kid):
 
 
 def _not_run(registry, image_size):
-    """{variant: why it is not trained} for this image size: unavailable or a duplicate."""
-    not_run = {}
-    for variant, spec in registry.items():
-        if "unavailable" in spec:
-            not_run[variant] = spec["unavailable"]
-        elif image_size in spec.get("skip_at", {}):
-            not_run[variant] = spec["skip_at"][image_size]
-    return not_run
+    """{variant: why it is not trained}: those that duplicate another at this image size."""
+    return {
+        variant: spec["skip_at"][image_size]
+        for variant, spec in registry.items()
+        if image_size in spec.get("skip_at", {})
+    }
 
 
 def run_experiment(
