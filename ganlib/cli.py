@@ -240,7 +240,8 @@ def _run_data(args) -> int:
 # ---------------------------------------------------------------------------
 
 _MODELS_HELP = (
-    "preset: baseline, improved or cifar (also improved_as_run and mlp); default improved"
+    "preset: baseline, improved, cifar or hybrid (chapter 4's quick recipe; also "
+    "improved_as_run and mlp); default improved"
 )
 
 

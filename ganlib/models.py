@@ -1,6 +1,6 @@
 """Generators and discriminators for the book, as un-compiled Keras 3 functional models.
 
-Four families, each a generator/discriminator pair for 32x32 or 64x64 RGB images:
+Five families, each a generator/discriminator pair for 32x32 or 64x64 RGB images:
 
 - ``mlp``: dense layers with ReLU, the "GAN basics" picture (also for 2-D toy data).
 - ``baseline``: the Keras CelebA DCGAN example (``dcgan_overriding_train_step``),
@@ -9,6 +9,8 @@ Four families, each a generator/discriminator pair for 32x32 or 64x64 RGB images
   in [-1, 1], latent size 100; options undo its changes one at a time (chapter 3's ablation).
 - ``cifar``: the CIFAR DCGAN project's model, transposed convolutions interleaved with
   same-size convolutions, BatchNormalization, tanh output, latent size 128.
+- ``hybrid``: the improved generator trained against the cifar discriminator, chapter 4's
+  cure for the cifar pair's collapse and the book's quick recipe (latent size 100).
 
 Every discriminator ends in a linear ``Dense(1, name="logit")`` followed by a separate
 ``Activation("sigmoid", name="probability")``: the model outputs a probability, and
@@ -48,7 +50,7 @@ __all__ = [
     "DEFAULT_LATENT_DIM",
 ]
 
-MODEL_NAMES = ("mlp", "baseline", "improved", "cifar")
+MODEL_NAMES = ("mlp", "baseline", "improved", "cifar", "hybrid")
 
 # Output range of each family's generator: sigmoid -> (0, 1), tanh -> (-1, 1).
 VALUE_RANGES = {
@@ -56,10 +58,11 @@ VALUE_RANGES = {
     "baseline": (0.0, 1.0),
     "improved": (-1.0, 1.0),
     "cifar": (-1.0, 1.0),
+    "hybrid": (-1.0, 1.0),
 }
 
 # Latent sizes of the published models (the MLP's is this book's choice).
-DEFAULT_LATENT_DIM = {"mlp": 64, "baseline": 128, "improved": 100, "cifar": 128}
+DEFAULT_LATENT_DIM = {"mlp": 64, "baseline": 128, "improved": 100, "cifar": 128, "hybrid": 100}
 
 UPSAMPLE_CHOICES = ("nearest", "transposed")
 POOLING_CHOICES = ("average", "flatten")
@@ -509,6 +512,9 @@ _BUILDERS = {
     "baseline": (baseline_generator, baseline_discriminator),
     "improved": (improved_generator, improved_discriminator),
     "cifar": (cifar_generator, cifar_discriminator),
+    # chapter 4: the cifar pair collapses because of its generator; this keeps its
+    # discriminator and swaps the generator for the improved one.
+    "hybrid": (improved_generator, cifar_discriminator),
 }
 _PAIR_ARGUMENTS = ("image_size", "latent_dim", "width")
 
@@ -562,7 +568,7 @@ def _split_options(name, options):
 
 
 def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
-    """(generator, discriminator) of family `name` ("mlp", "baseline", "improved", "cifar").
+    """(generator, discriminator) of family `name` (one of MODEL_NAMES).
     Explained in chapter 3.
 
     image_size: 32 or 64 (any positive size for "mlp"; ignored there when

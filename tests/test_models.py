@@ -45,13 +45,31 @@ def _check_discriminator(discriminator, image_size, n=3):
 def test_every_pair_has_the_right_shapes_ranges_and_names(name, image_size):
     width = 1.0 if name in ("improved", "mlp") else 0.25  # keep the big transposed stacks cheap
     generator, discriminator = models.build_pair(name, image_size, width=width)
-    assert generator.name == f"{name}_generator_{image_size}"
-    assert discriminator.name == f"{name}_discriminator_{image_size}"
+    g_family, d_family = ("improved", "cifar") if name == "hybrid" else (name, name)
+    assert generator.name == f"{g_family}_generator_{image_size}"
+    assert discriminator.name == f"{d_family}_discriminator_{image_size}"
     assert generator.value_range == models.VALUE_RANGES[name]
     assert models.latent_dim(generator) == models.DEFAULT_LATENT_DIM[name]
     assert not generator.compiled and not discriminator.compiled
     _check_generator(generator, image_size)
     _check_discriminator(discriminator, image_size)
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_hybrid_is_the_improved_generator_against_the_cifar_discriminator(image_size):
+    generator, discriminator = models.build_pair("hybrid", image_size, width=0.25, latent_dim=64)
+    improved = models.improved_generator(image_size, latent_dim=64, width=0.25)
+    cifar = models.cifar_discriminator(image_size, width=0.25)
+    for built, reference in ((generator, improved), (discriminator, cifar)):
+        assert [layer.get_config() | {"name": ""} for layer in built.layers] == [
+            layer.get_config() | {"name": ""} for layer in reference.layers
+        ]
+        assert [w.shape for w in built.weights] == [w.shape for w in reference.weights]
+    # options go to the builder that takes them, as for any family
+    _, normed = models.build_pair("hybrid", image_size, width=0.25, spectral_norm=True)
+    assert any(isinstance(layer, layers.SpectralNormalization) for layer in normed.layers)
+    with pytest.raises(ValueError, match="unknown option 'pooling'"):
+        models.build_pair("hybrid", image_size, width=0.25, pooling="flatten")
 
 
 @pytest.mark.parametrize("image_size", [32, 64])

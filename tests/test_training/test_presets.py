@@ -19,8 +19,12 @@ def test_presets_name_the_seeds_settings():
     )
     assert PRESETS["baseline"]["d_learning_rate"] == PRESETS["baseline"]["g_learning_rate"] == 1e-4
     assert PRESETS["cifar"]["d_learning_rate"] == 2e-4 and PRESETS["cifar"]["batch_size"] == 128
-    for name in ("improved", "improved_as_run", "cifar"):
+    for name in ("improved", "improved_as_run", "cifar", "hybrid"):
         assert PRESETS[name]["beta_1"] == 0.5
+    # chapter 4's recipe: the hybrid pair with the cifar pair's optimizer and batch
+    assert PRESETS["hybrid"]["model"] == "hybrid"
+    for key in ("d_learning_rate", "g_learning_rate", "beta_1", "batch_size", "label_noise"):
+        assert PRESETS["hybrid"][key] == PRESETS["cifar"][key]
 
 
 def test_from_preset_keeps_the_learning_rate_ratio():
