@@ -7,6 +7,7 @@
   images that are not faces; `mode_coverage(..., decoder="calibrated")` uses it.
 - `KIDMonitor` (monitor.py): KID and coverage during training, as a Keras callback.
 - `blank_share` (blank.py): the share of flat, "no output" images; NumPy only.
+- `sample_spread` (spread.py): how much images differ from each other, a collapse alarm; NumPy only.
 
 Names load from their file on first use, so `kid` and `mode_coverage` work without TensorFlow.
 """
@@ -26,6 +27,7 @@ _EXPORTS = {
     "NUM_COMBINATIONS": "coverage",
     "KIDMonitor": "monitor",
     "blank_share": "blank",
+    "sample_spread": "spread",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -408,7 +408,9 @@ class CalibratedDecoder:
 
     def predict(self, images, value_range=None) -> dict:
         """codes int64 (n, 5) (-1 rows refused), accepted bool (n,), face float (n,) in [0, 1],
-        confidence float (n,): the smallest of the five heads' largest probabilities."""
+        confidence float (n,): the smallest of the five heads' largest probabilities,
+        guesses int64 (n, 5): each head's most likely value, refused images included
+        (chapter 4 reads a collapse from them; only `codes` are readings to trust)."""
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[None]
@@ -421,14 +423,21 @@ class CalibratedDecoder:
                 "accepted": np.zeros(0, bool),
                 "face": np.zeros(0, np.float32),
                 "confidence": np.zeros(0, np.float32),
+                "guesses": np.zeros((0, len(FACTOR_NAMES)), np.int64),
             }
         images = to_uint8(images, value_range if value_range is not None else self.value_range)
         probabilities, face = self._scores(images)
         confidence = np.min([p.max(axis=1) for p in probabilities], axis=0)
         accepted = (face >= self.thresholds["face"]) & (confidence >= self.thresholds["confidence"])
-        codes = np.stack([p.argmax(axis=1) for p in probabilities], axis=1).astype(np.int64)
-        codes[~accepted] = -1
-        return {"codes": codes, "accepted": accepted, "face": face, "confidence": confidence}
+        guesses = np.stack([p.argmax(axis=1) for p in probabilities], axis=1).astype(np.int64)
+        codes = np.where(accepted[:, None], guesses, -1)
+        return {
+            "codes": codes,
+            "accepted": accepted,
+            "face": face,
+            "confidence": confidence,
+            "guesses": guesses,
+        }
 
     def __call__(self, images, value_range=None) -> np.ndarray:
         """int64 (n, 5) factor codes, -1 rows for refused images (as decode_toy_faces)."""

@@ -14,6 +14,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from ganlib.data import FACTOR_NAMES, toy_faces
+from ganlib.data.toy_faces import FACTOR_SIZES
 from ganlib.metrics import CalibratedDecoder, mode_coverage
 
 N_FACES = 500
@@ -175,3 +176,18 @@ def test_mode_coverage_with_the_calibrated_decoder(decoder):
     assert mode_coverage(noisy, decoder=decoder)["unrecognised"] < 0.05
     with pytest.raises(ValueError, match="decoder"):
         mode_coverage(faces, decoder="lenient")
+
+
+def test_guesses_are_the_codes_of_accepted_images_and_a_guess_for_refused_ones(decoder):
+    faces, _ = toy_faces(100, 32, seed=777_006)
+    rng = np.random.default_rng(888_100)
+    images = np.concatenate([faces, NON_FACES["uniform noise"](rng, 100)])
+    result = decoder.predict(images)
+    accepted = result["accepted"]
+    np.testing.assert_array_equal(result["guesses"][accepted], result["codes"][accepted])
+    assert (result["codes"][~accepted] == -1).all()
+    # a refused image still gets a guess: one valid value per factor
+    assert (~accepted).sum() >= 99
+    assert ((result["guesses"] >= 0) & (result["guesses"] < np.array(FACTOR_SIZES))).all()
+    empty = decoder.predict(np.zeros((0, 32, 32, 3), np.uint8))
+    assert empty["guesses"].shape == (0, len(FACTOR_NAMES))
