@@ -66,8 +66,8 @@ TABLE_RULE = "|---|---|---|---|---|---|---|---|---|---|---|"
 # name: (what it is, train() keywords, epochs at which it is scored). Every recipe trains
 # the toy faces at 32 px with seed 0; "data" is the SOURCE string.
 RECIPES = {
-    "main-job": (
-        "the README's main job until now",
+    "improved-b32": (
+        "the README's earlier main job: the improved preset at batch 32",
         dict(data="toy-faces", model="improved", width=0.25, batch_size=32, ema=0.999),
         (5, 10),
     ),
@@ -87,6 +87,27 @@ RECIPES = {
         "the main job at half the published width",
         dict(data="toy-faces", model="improved", width=0.5, batch_size=32, ema=0.999),
         (5,),
+    ),
+    "cifar": (
+        "the cifar pair, which collapses on toy faces (chapter 4)",
+        dict(data="toy-faces", model="cifar", width=0.25, batch_size=128),
+        (2, 4),
+    ),
+    "hybrid": (
+        "chapter 4's cure for the cifar pair: the improved generator against the cifar "
+        "discriminator, batch 128",
+        dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128, ema=0.999),
+        (2, 4, 6, 8),
+    ),
+    "hybrid-r1": (
+        "chapter 4's recipe as its quick mode trains it: the hybrid pair with R1 (gamma 0.1)",
+        dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128, r1_gamma=0.1),
+        (4,),
+    ),
+    "main-job": (
+        "the README's main job (4 epochs): chapter 4's recipe at half the published width",
+        dict(data="toy-faces", model="hybrid", width=0.5, batch_size=128, r1_gamma=0.1),
+        (2, 4),
     ),
 }
 QUICK_RECIPES = {
