@@ -110,3 +110,53 @@ def test_references_page_is_in_the_toc_and_lists_every_entry():
     assert "book/references" in files
     page = (ROOT / "book" / "references.md").read_text()
     assert "```{bibliography}" in page and ":all:" in page
+
+
+def _main_job_command():
+    """The README's `python -m ganlib train ...` command, continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    found = [
+        line
+        for block in blocks
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.startswith("python -m ganlib train")
+    ]
+    assert len(found) == 1, f"the README should show one main-job command, found {found}"
+    return " ".join(found[0].split())
+
+
+def test_the_readme_main_job_is_chapter_4s_recipe_and_bench_measures_it():
+    import sys
+
+    from ganlib import cli
+    from ganlib.training import PRESETS
+
+    command = _main_job_command()
+    args = cli._parser().parse_args(command.split()[3:])
+    assert args.model in PRESETS and args.data == "toy-faces"
+    # chapter 4 shows the same command where it trains the recipe
+    chapter = json.loads((ROOT / "book" / "04_why_gans_collapse.ipynb").read_text())
+    prose = " ".join(
+        " ".join("".join(c["source"]).replace("\\\n", " ").split())
+        for c in chapter["cells"]
+        if c["cell_type"] == "markdown"
+    )
+    assert command in prose, f"chapter 4 does not show the README's main job: {command}"
+    code = "".join("".join(c["source"]) for c in chapter["cells"] if c["cell_type"] == "code")
+    assert f'model="{args.model}"' in code
+    # bench/recipes.py measures the same recipe, scored at the README's epochs
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import recipes
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    measured = [
+        (options, stages)
+        for _, options, stages in recipes.RECIPES.values()
+        if options["model"] == args.model
+        and options["width"] == args.width
+        and options["batch_size"] == (args.batch_size or PRESETS[args.model]["batch_size"])
+        and options.get("r1_gamma", 0.0) == args.r1_gamma
+    ]
+    assert measured and any(args.epochs in stages for _, stages in measured)
