@@ -104,6 +104,26 @@ RECIPES = {
         dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128, r1_gamma=0.1),
         (4,),
     ),
+    "hybrid-smoothing": (
+        "the hybrid pair with one-sided label smoothing 0.1",
+        dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128, label_smoothing=0.1),
+        (4,),
+    ),
+    "hybrid-sn": (
+        "the hybrid pair with spectral normalisation in the discriminator",
+        dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128, spectral_norm=True),
+        (4,),
+    ),
+    "hybrid-lr1e-4": (
+        "the hybrid pair at half the learning rate (1e-4 for both networks)",
+        dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128, learning_rate=1e-4),
+        (4,),
+    ),
+    "hybrid-r1-gamma1": (
+        "the hybrid pair with a ten times stronger R1 penalty (gamma 1)",
+        dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128, r1_gamma=1.0),
+        (4,),
+    ),
     "main-job": (
         "the README's main job (4 epochs): chapter 4's recipe at half the published width",
         dict(data="toy-faces", model="hybrid", width=0.5, batch_size=128, r1_gamma=0.1),
