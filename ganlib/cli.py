@@ -634,7 +634,25 @@ def _add_experiment(subparsers) -> None:
         metavar="A,B,...",
         help="train only these variants now, e.g. value_range,batchnorm (default: all)",
     )
+    parser.add_argument(
+        "--seeds",
+        type=_seed_list,
+        metavar="0,1,...",
+        help="train only these seeds now (default: the experiment's, 0,1,2 for seed-claim)",
+    )
     parser.set_defaults(run=_run_experiment, tensorflow=True)
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or any(seed < 0 for seed in seeds):
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers >= 0 separated by commas, e.g. 0,1,2; got {text!r}"
+        )
+    return seeds
 
 
 def _variant_list(text: str) -> list[str]:
@@ -659,6 +677,8 @@ def _run_experiment(args) -> int:
     words += ["--quick"] * args.quick + ["--no-kid"] * args.no_kid
     if args.variants is not None:
         words += ["--variants", ",".join(args.variants)]
+    if args.seeds is not None:
+        words += ["--seeds", ",".join(map(str, args.seeds))]
     record = run_experiment(
         args.name,
         args.out,
@@ -671,6 +691,7 @@ def _run_experiment(args) -> int:
         quick=args.quick,
         kid=not args.no_kid,
         variants=args.variants,
+        seeds=args.seeds,
         command=shlex.join(words),
         verbose=1,
     )
@@ -679,7 +700,7 @@ def _run_experiment(args) -> int:
         if record["quick"]
         else ("full schedule" if record["full"] else "not the full schedule")
     )
-    print(f"{args.out}: {', '.join(record['variants_finished'])} finished ({kind})")
+    print(f"{args.out}: {', '.join(record['runs_finished'])} finished ({kind})")
     for variant, reason in record["not_run"].items():
         print(f"  {variant}: {reason}")
     print(f"table: {args.out / 'README.md'}; provenance: {args.out / 'provenance.json'}")

@@ -1,28 +1,31 @@
 """Recorded experiments: named, resumable runs whose small results are committed (chapter 3).
 
 `run_experiment(name, out)` (and `python -m ganlib experiment NAME --out FOLDER`) trains
-every variant of EXPERIMENTS[name] with the same schedule and seed. The training run
-folders, with their checkpoints, live in `work` (default runs/experiments/NAME/...);
-the same call again resumes each variant from its newest checkpoint and skips the
-finished ones. What is committed goes into `out` (at most 2 MB)::
+every variant of EXPERIMENTS[name] with the same schedule, once per seed. The training
+run folders, with their checkpoints, live in `work` (default runs/experiments/NAME/...);
+the same call again, in this process or a later one, resumes each run from its newest
+checkpoint and skips the finished ones. What is committed goes into `out` (at most 2 MB)::
 
-    OUT/history_<variant>.csv            one row per epoch: losses, accuracies and, every
-                                         `measure_every` epochs, kid, kid_std, coverage,
-                                         unrecognised and blank_share (nan in between)
-    OUT/samples/<variant>_epoch_XXXX.png  fixed-noise grids at a few epochs (those over
-                                         120 kB with a 256-colour palette)
-    OUT/provenance.json                  the command, commit, device, versions, dates,
-                                         wall time, settings, each variant's preset and
-                                         model options, the finished variants and the
-                                         ones not run (with the reason)
-    OUT/README.md                        a table of the last measurements
+    OUT/history_<run>.csv            one row per epoch: losses, accuracies and, every
+                                     `measure_every` epochs, the columns of
+                                     ganlib.recorded.MEASURED (nan in between)
+    OUT/samples/<run>_epoch_XXXX.png  fixed-noise grids, the same epochs for every run,
+                                     as many as fit (provenance.json's grid_epochs)
+    OUT/provenance.json              the command, commit, device, versions, dates, wall
+                                     time, settings, each variant's model, each run's
+                                     variant, seed, seconds and whether other work
+                                     shared the machine, and every process that worked
+                                     on it; written by run_experiment only
+    OUT/README.md                    a table of the last measurements
 
-Experiments: "seed-claim" (the baseline against the improved model as its notebook ran)
-and "ablation" (the improved model with one of its changes undone at a time: learning
-rates, output range, upsampling, generator BatchNormalization, discriminator pooling,
-discriminator dropout). A variant is a preset of ganlib.training.PRESETS plus
-`ganlib.models.build_pair` options (`train(model_options=...)`); one that would train
-the same network as another at the chosen image size is skipped with the reason.
+A run is named after its variant and, in an experiment of several seeds, its seed
+(`run_name`): history_baseline_seed1.csv. Experiments: "seed-claim" (the baseline
+against the improved model as its notebook ran, as published, with a discriminator that
+sees every pixel, and with the notebook's own iteration; 3 seeds) and "ablation" (the
+improved model with one of its changes undone at a time; one seed). A variant is a
+preset of ganlib.training.PRESETS plus `ganlib.models.build_pair` options
+(`train(model_options=...)`) and an update scheme; one that would train the same
+network as another at the chosen image size is skipped with the reason.
 
 `check_provenance(folder)` lists what a recorded result lacks.
 """
@@ -37,7 +40,6 @@ import platform
 import shutil
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import keras
@@ -50,6 +52,8 @@ from ganlib.training.history import read_history
 __all__ = [
     "EXPERIMENTS",
     "run_experiment",
+    "run_name",
+    "grid_epochs",
     "check_provenance",
     "Measurements",
     "MAX_RESULT_BYTES",
@@ -93,14 +97,25 @@ _SAME_AT_32 = (
     "so Flatten and average pooling are the same network); it runs at 64 px"
 )
 
+# Same padding in all three of the improved discriminator's convolutions: it sees every
+# pixel, where the published paddings leave the last 4 rows and columns unseen.
+_FULL_VIEW = {"model": "improved_as_run", "model_options": {"padding": "same"}}
+
 EXPERIMENTS = {
     "seed-claim": {
         "description": "the anime-face DCGAN project's claim on its own schedule: the baseline "
-        "against the improved model with the learning rates its notebook used",
+        "against the improved model with the learning rates its notebook used, as published, "
+        "with a discriminator that sees every pixel, and trained with the notebook's own "
+        "iteration, over several seeds",
         **_ANIME_SCHEDULE,
+        "seeds": (0, 1, 2),
         "variants": {
             "baseline": {"model": "baseline"},
             "improved_as_run": {"model": "improved_as_run"},
+            "improved_full_view": _FULL_VIEW,
+            # The notebook's iteration: two discriminator updates (real, then generated
+            # images drawn in inference mode), a generator update on 64 noise vectors.
+            "improved_notebook": {"model": "improved_as_run", "update_scheme": "notebook"},
         },
     },
     "ablation": {
@@ -108,6 +123,7 @@ EXPERIMENTS = {
         "anime-face DCGAN project's schedule; besides the two end points (baseline, "
         "improved_as_run) each variant differs from improved_as_run in one respect",
         **_ANIME_SCHEDULE,
+        "seeds": (0,),
         "variants": {
             "baseline": {"model": "baseline"},
             "improved_as_run": {"model": "improved_as_run"},
@@ -130,6 +146,8 @@ EXPERIMENTS = {
             },
             # The discriminator without its two Dropout layers.
             "dropout": {"model": "improved_as_run", "model_options": {"dropout": False}},
+            # Not a change of the improved model but of what its discriminator sees.
+            "full_view": _FULL_VIEW,
         },
     },
 }
@@ -147,26 +165,53 @@ PROVENANCE_KEYS = (
     "date",
     "wall_seconds",
     "settings",
-    "variants_finished",
+    "runs",
+    "runs_finished",
+    "processes",
     "quick",
     "full",
 )
 # Grids larger than this are stored with a 256-colour palette.
 _GRID_BYTES = 120_000
+# The settings a continued result must share with the one it continues (not the epochs,
+# which may grow, nor the seeds, which may be added).
+_SAME_SETTINGS = (
+    "data",
+    "image_size",
+    "width",
+    "batch_size",
+    "steps_per_epoch",
+    "measure_every",
+    "kid_samples",
+    "kid_real",
+    "quick",
+    "kid",
+)
 
 
 class Measurements(keras.callbacks.Callback):
-    """Keras callback: KID, coverage and blank share of fresh samples every `every` epochs (chapter 3).
+    """Keras callback: fidelity, diversity and KID of fresh samples every `every` epochs (chapter 3).
 
     real_features: float (m, d) features of real images from `extractor` (None: no
-    KID). extractor: images, value_range= -> features, e.g. DomainFeatures(...).
-    decoder: mode_coverage's decoder ("calibrated", "strict", a CalibratedDecoder)
-    or None for no coverage. At the end of every `every`-th epoch, and of epoch
-    `final_epoch` (counted from 0; None: none), it draws
-    model.generate(n_samples, seed=seed) and writes logs["kid"], ["kid_std"],
-    ["coverage"], ["unrecognised"] (share the decoder refused) and ["blank_share"]
-    (ganlib.metrics.blank_share); other epochs, and what is not measured, get nan,
-    so history.csv keeps the same columns. `.history` holds (epoch, values).
+    KID and no precision/recall). extractor: images, value_range= -> features, e.g.
+    DomainFeatures(...). decoder: mode_coverage's decoder ("calibrated", "strict", a
+    CalibratedDecoder) or None. strip: bool (s, s), the region whose roughness is
+    compared with the rest (chapter 3 passes the pixels the published improved
+    discriminator cannot see), or None. At the end of every `every`-th epoch, and of
+    epoch `final_epoch` (counted from 0; None: none), it draws
+    model.generate(n_samples, seed=seed) and writes into logs every column of
+    ganlib.recorded.MEASURED:
+
+    - kid, kid_std: KID over 10 subsets of half the samples (its spread is real);
+    - precision, recall, density, nn_coverage: `metrics.prdc` with k=5 (nn_coverage is
+      Naeem et al.'s coverage, the share of real points with a sample nearby);
+    - coverage (combinations seen / 2,304), unrecognised (share the decoder refused)
+      and variety (distinct combinations among the recognised over what as many real
+      faces reach): `metrics.mode_coverage`;
+    - blank_share (`metrics.blank_share`), strip_roughness (`metrics.roughness_ratio`).
+
+    Other epochs, and what is not measured, get nan, so history.csv keeps the same
+    columns. `.history` holds (epoch, values).
     """
 
     def __init__(
@@ -178,6 +223,7 @@ class Measurements(keras.callbacks.Callback):
         decoder=None,
         seed=0,
         final_epoch=None,
+        strip=None,
     ):
         super().__init__()
         if every < 1 or n_samples < 2:
@@ -188,7 +234,7 @@ class Measurements(keras.callbacks.Callback):
             raise ValueError("give both real_features and extractor for KID, or neither")
         self.every, self.n_samples = int(every), int(n_samples)
         self.real_features, self.extractor, self.decoder = real_features, extractor, decoder
-        self.seed, self.final_epoch = seed, final_epoch
+        self.seed, self.final_epoch, self.strip = seed, final_epoch, strip
         self.history = []
 
     def measure(self):
@@ -199,16 +245,26 @@ class Measurements(keras.callbacks.Callback):
         value_range = getattr(self.model, "value_range", None)
         values = dict.fromkeys(MEASURED, float("nan"))
         values["blank_share"] = metrics.blank_share(images, value_range)
+        if self.strip is not None:
+            values["strip_roughness"] = metrics.roughness_ratio(images, self.strip, value_range)
         if self.extractor is not None:
             fake = self.extractor(images, value_range=value_range)
-            size = min(1000, len(fake), len(self.real_features))
+            size = max(2, min(len(fake), len(self.real_features)) // 2)
             values["kid"], values["kid_std"] = metrics.kid(
                 self.real_features, fake, 10, size, seed=self.seed
             )
+            if min(len(fake), len(self.real_features)) > 5:
+                scores = metrics.prdc(self.real_features, fake, k=5)
+                values.update(
+                    precision=scores["precision"],
+                    recall=scores["recall"],
+                    density=scores["density"],
+                    nn_coverage=scores["coverage"],
+                )
         if self.decoder is not None:
             result = metrics.mode_coverage(images, value_range, decoder=self.decoder)
-            values["coverage"] = result["coverage"]
-            values["unrecognised"] = result["unrecognised"]
+            for key in ("coverage", "unrecognised", "variety"):
+                values[key] = result[key]
         return {key: float(value) for key, value in values.items()}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -223,7 +279,37 @@ class Measurements(keras.callbacks.Callback):
         logs.update(values)
 
 
-def _settings(name, *, data, image_size, width, epochs, measure_every, quick, kid):
+class _LoadSampler(keras.callbacks.Callback):
+    """The 1-minute load average at each epoch's end, to tell whether a timing was shared."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.loads.append(_load()[0])
+
+
+def _load():
+    """(1, 5, 15)-minute load averages, nan where the system does not say."""
+    try:
+        return tuple(round(value, 2) for value in os.getloadavg())
+    except OSError:
+        return (float("nan"),) * 3
+
+
+def _shared(start_load, loads):
+    """True when other work shared the machine: load before training started, or above the cores.
+
+    This process's own training keeps about one runnable thread per core, so the load
+    it causes is at most the number of cores; more than half a core above that, or a
+    load of half a core before it started, is someone else's work.
+    """
+    cores = os.cpu_count() or 1
+    return bool(start_load >= 0.5 or any(load > cores + 0.5 for load in loads))
+
+
+def _settings(name, *, data, image_size, width, epochs, measure_every, quick, kid, seeds):
     """The experiment's settings: its registry entry, the quick mode's, then the caller's."""
     if name not in EXPERIMENTS:
         raise ValueError(
@@ -246,15 +332,33 @@ def _settings(name, *, data, image_size, width, epochs, measure_every, quick, ki
             raise ValueError(f"{key} must be a whole number of epochs, got {settings[key]!r}")
         if settings[key] < 1:
             raise ValueError(f"{key} must be at least 1, got {settings[key]}")
+    seeds = list(entry["seeds"] if seeds is None else seeds)
+    if not seeds or any(
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        for seed in seeds
+    ):
+        raise ValueError(f"seeds must be a non-empty list of whole numbers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must not repeat, got {seeds!r}")
+    settings["seeds"] = [int(seed) for seed in seeds]
     settings["width"] = float(settings["width"])
     settings.update(experiment=name, quick=bool(quick), kid=bool(kid))
     # A full run is the registered schedule on as many images (toy or real), measured.
-    schedule = [key for key in _ANIME_SCHEDULE if key != "data"]
+    schedule = [key for key in _ANIME_SCHEDULE if key not in ("data", "seed")]
     same_count = settings["data"].rpartition(":")[2] == entry["data"].rpartition(":")[2]
     settings["full"] = bool(
         not quick and kid and same_count and all(settings[k] == entry[k] for k in schedule)
     )
     return settings
+
+
+def run_name(variant, seed, multi_seed):
+    """The name of one training run of an experiment: `variant`, or `variant_seedN` (chapter 3).
+
+    An experiment registered with several seeds names each run after its variant and
+    seed (history_baseline_seed1.csv); a single-seed one after its variant alone.
+    """
+    return f"{variant}_seed{int(seed)}" if multi_seed else variant
 
 
 def _slug(text):
@@ -314,9 +418,13 @@ def _call_text(name, out, options):
     )
 
 
-def _sample_epochs(epochs):
-    """The epochs whose grids are kept: the first, a quarter, half way and the last."""
-    return sorted({0, max(0, epochs // 4 - 1), max(0, epochs // 2 - 1), epochs - 1})
+def grid_epochs(epochs, count):
+    """`count` epochs (from 0) spread evenly from the first to the last, both included (chapter 3)."""
+    if count < 1:
+        return []
+    if count == 1:
+        return [epochs - 1]
+    return sorted({int(round(e)) for e in np.linspace(0, epochs - 1, min(count, epochs))})
 
 
 def _folder_bytes(folder):
@@ -332,34 +440,46 @@ def _finished(run, epochs):
     return bool(rows) and rows[-1]["epoch"] >= epochs - 1
 
 
-def _copy_results(run, out, variant, epochs):
-    """history_<variant>.csv and a few grids from the run folder into `out`; grids left out."""
-    shutil.copyfile(run / "history.csv", out / f"history_{variant}.csv")
-    left_out = []
-    for epoch in _sample_epochs(epochs):
-        grid = run / "samples" / f"epoch_{epoch:04d}.png"
-        target = out / "samples" / f"{variant}_epoch_{epoch:04d}.png"
-        if not grid.is_file():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file():
-            target.unlink()
-        room = MAX_RESULT_BYTES * 0.9 - _folder_bytes(out)
-        if grid.stat().st_size > _GRID_BYTES:
-            _save_with_palette(grid, target)  # noisy grids: 256 colours, a third of the bytes
-        else:
-            shutil.copyfile(grid, target)
-        if target.stat().st_size > room:
-            target.unlink()
-            left_out.append(target.name)
-    return left_out
-
-
-def _save_with_palette(source, target):
+def _save_grid(source, target):
+    """Copy a grid PNG, undoing SampleGrid's nearest enlargement and, if still large, with 256 colours."""
     from PIL import Image
 
     with Image.open(source) as picture:
-        picture.convert("RGB").quantize(256).save(target, optimize=True)
+        pixels = np.asarray(picture.convert("RGB"))
+    # Enlarged by 2 (nearest): every 2x2 block is one colour, so halving loses nothing.
+    even = pixels[: pixels.shape[0] // 2 * 2, : pixels.shape[1] // 2 * 2]
+    if even.shape[:2] == pixels.shape[:2] and all(
+        np.array_equal(even[::2, ::2], even[i::2, j::2]) for i in (0, 1) for j in (0, 1)
+    ):
+        pixels = even[::2, ::2]
+    picture = Image.fromarray(pixels)
+    picture.save(target, optimize=True)
+    if target.stat().st_size > _GRID_BYTES:
+        picture.quantize(256).save(target, optimize=True)
+
+
+def _copy_grids(work, out, runs, epochs):
+    """The grids of every finished run at the same epochs, as many as fit: the epochs kept.
+
+    Tries 21, 11, 6, 5, 4, 3, 2 and 1 epochs spread evenly over the schedule and keeps
+    the most that leave the result folder within 90 % of MAX_RESULT_BYTES, so every run
+    shows the same epochs.
+    """
+    samples = out / "samples"
+    for count in (21, 11, 6, 5, 4, 3, 2, 1, 0):
+        shutil.rmtree(samples, ignore_errors=True)
+        chosen = grid_epochs(epochs, count)
+        if not chosen:
+            return []
+        samples.mkdir(parents=True)
+        for run in runs:
+            for epoch in chosen:
+                grid = work / run / "samples" / f"epoch_{epoch:04d}.png"
+                if grid.is_file():
+                    _save_grid(grid, samples / f"{run}_epoch_{epoch:04d}.png")
+        if _folder_bytes(out) <= MAX_RESULT_BYTES * 0.9:
+            return chosen
+    return []
 
 
 def _last_measured(rows):
@@ -370,7 +490,7 @@ def _last_measured(rows):
 
 
 def _write_readme(out, settings, finished, not_run):
-    """README.md: which run this is, then a table of each variant's last measurements."""
+    """README.md: which run this is, then a table of each run's last measurements."""
     columns = ("epoch", "d_loss", "g_loss", *MEASURED)
     lines = [f"# Experiment `{settings['experiment']}`", ""]
     if settings["quick"]:
@@ -384,16 +504,16 @@ def _write_readme(out, settings, finished, not_run):
     lines += [
         f"{description[0].upper()}{description[1:]}.",
         "",
-        "| variant | " + " | ".join(columns) + " |",
+        "| run | " + " | ".join(columns) + " |",
     ]
     lines.append("|---" * (len(columns) + 1) + "|")
-    for variant in finished:
-        row = _last_measured(read_history(out / f"history_{variant}.csv"))
+    for run in finished:
+        row = _last_measured(read_history(out / f"history_{run}.csv"))
         cells = [
             str(row.get(key, "")) if key == "epoch" else f"{row.get(key, float('nan')):.4g}"
             for key in columns
         ]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
     lines += ["", "Measured on the last measured epoch (counted from 0); provenance.json says how."]
     for variant, reason in not_run.items():
         lines.append(f"- `{variant}`: {reason}")
@@ -401,10 +521,16 @@ def _write_readme(out, settings, finished, not_run):
         file.write("\n".join(lines) + "\n")
 
 
-def _real_features(settings, kid):
-    """(real features, extractor, decoder) for the measurements; toy faces get coverage too."""
+def _reference(settings, kid):
+    """(real features, extractor, decoder, strip) for the measurements; toy faces get coverage too."""
+    from ganlib import models
+
+    # The pixels the improved discriminator as published never sees (chapter 3), measured
+    # in every variant, the baseline's too, so their strips can be compared.
+    strip = ~models.visible_pixels(models.improved_discriminator(settings["image_size"], 0.125))
+    strip = strip if strip.any() else None
     if not kid:
-        return None, None, None
+        return None, None, None, strip
     from ganlib import metrics
     from ganlib.data import load_source
 
@@ -416,7 +542,7 @@ def _real_features(settings, kid):
         extractor = metrics.DomainFeatures(image_size=settings["image_size"])
     else:
         extractor = metrics.InceptionFeatures()
-    return extractor(images[chosen]), extractor, ("calibrated" if toy else None)
+    return extractor(images[chosen]), extractor, ("calibrated" if toy else None), strip
 
 
 def _not_run(registry, image_size):
@@ -426,6 +552,45 @@ def _not_run(registry, image_size):
         for variant, spec in registry.items()
         if image_size in spec.get("skip_at", {})
     }
+
+
+def _chosen_variants(name, registry, not_run, variants):
+    """The variants to train now, checked: every available one when `variants` is None."""
+    available = [v for v in registry if v not in not_run]
+    chosen = list(available if variants is None else variants)
+    for variant in chosen:
+        if variant not in registry:
+            raise ValueError(
+                f"experiment {name!r} has no variant {variant!r}; choose from {', '.join(registry)}"
+            )
+        if variant in not_run:
+            raise ValueError(
+                f"variant {variant!r} of {name!r} is not run with these settings: "
+                f"{not_run[variant]}; leave it out"
+            )
+    return chosen
+
+
+def _previous(out, name, settings):
+    """provenance.json of the result being continued in `out` ({} if none), checked to match."""
+    path = out / "provenance.json"
+    if not path.is_file():
+        return {}
+    try:
+        previous = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON ({error}); move the folder aside and record the result "
+            "again, or choose another --out folder"
+        ) from None
+    old = previous.get("settings", {})
+    changed = [k for k in _SAME_SETTINGS if k in old and old.get(k) != settings.get(k)]
+    if changed:
+        raise ValueError(
+            f"{out} holds a result of {name!r} with other settings ({', '.join(changed)}); "
+            f"use the same settings to continue it, or another --out folder"
+        )
+    return previous
 
 
 def run_experiment(
@@ -441,38 +606,44 @@ def run_experiment(
     quick=False,
     kid=True,
     variants=None,
+    seeds=None,
     command=None,
     verbose=0,
 ):
-    """Train every variant of EXPERIMENTS[name] and record the result in `out` (chapter 3).
+    """Train every variant of EXPERIMENTS[name] with every seed and record the result in `out` (chapter 3).
 
     out: the folder to commit (book/results/NAME). work: where the run folders with
     their checkpoints go (default runs/experiments/NAME/<data>_<size>px_w<width>, with
-    _quick for quick runs); the same call again resumes each unfinished variant and
-    skips the finished ones. data, image_size, width, epochs, measure_every: override
-    the registry's (e.g. data="anime-faces:4992", or image_size=32, width=0.25 for
-    a CPU). quick: 2 epochs of 4 steps at 32 px, width 0.125, measured every epoch,
-    for tests and smoke runs; provenance.json and README.md say so. kid: False
-    measures only the blank share (KID and coverage stay nan), for cheap tests.
-    variants: names to train now (default every available one). command: the
-    command line to record (default: this call written out). verbose: Keras's
-    progress output (0 silent, 1 a bar per epoch).
+    _quick for quick runs); the same call again resumes each unfinished run and skips
+    the finished ones, in this process or a later one. data, image_size, width,
+    epochs, measure_every: override the registry's (e.g. data="anime-faces:4992", or
+    image_size=32, width=0.25 for a CPU). quick: 2 epochs of 4 steps at 32 px, width
+    0.125, measured every epoch, for tests and smoke runs; provenance.json and
+    README.md say so. kid: False measures only the blank share and the strip's
+    roughness, for cheap tests. variants, seeds: what to train now (default every
+    available variant, and the registry's seeds: 0, 1, 2 for "seed-claim"); runs are
+    trained seed by seed, so an interrupted experiment has whole seeds first. A run is
+    named `run_name(variant, seed, ...)`: history_<run>.csv. command: the command line
+    to record (default: this call written out). verbose: Keras's progress output.
 
-    Experiments: "seed-claim" trains "baseline" and "improved_as_run" (presets of
-    ganlib.training.PRESETS). "ablation" trains the two end points "baseline" and
-    "improved_as_run", and variants of improved_as_run that each undo one change:
-    "lr_ratio" (the "improved" preset, the generator at twice the discriminator's
-    rate), "value_range" (sigmoid output, pixels in [0, 1]), "transposed"
-    (Conv2DTranspose upsampling), "batchnorm" (no BatchNormalization in the
-    generator), "flatten" (Flatten instead of average pooling in the discriminator)
-    and "dropout" (no Dropout in the discriminator), passed to `ganlib.train` as
-    model_options. At 32 px "flatten" is the same network as improved_as_run and is
-    not trained; provenance.json's not_run and README.md say so. Returns the
-    provenance dict, whose variant_models names each variant's preset and options.
+    Experiments: "seed-claim" trains "baseline", "improved_as_run" (presets of
+    ganlib.training.PRESETS), "improved_full_view" (improved_as_run with
+    `padding="same"` in the discriminator) and "improved_notebook" (improved_as_run
+    with the notebook's `update_scheme`). "ablation" trains the end points and
+    variants of improved_as_run that each undo one change ("lr_ratio", "value_range",
+    "transposed", "batchnorm", "flatten", "dropout") or give its discriminator the
+    full view ("full_view"). At 32 px "flatten" is the same network as improved_as_run
+    and is not trained; provenance.json's not_run says so.
+
+    provenance.json (returned as a dict) is written by this function only: the
+    settings, each run's variant, seed, wall seconds and whether other work shared the
+    machine while it trained, and one entry per process that worked on the result
+    (command, commit, start, wall time, load averages at start and end).
     """
     from ganlib.training import train
 
     started = time.monotonic()
+    start_load = _load()
     settings = _settings(
         name,
         data=data,
@@ -482,21 +653,12 @@ def run_experiment(
         measure_every=measure_every,
         quick=quick,
         kid=kid,
+        seeds=seeds,
     )
     registry = EXPERIMENTS[name]["variants"]
     not_run = _not_run(registry, settings["image_size"])
-    available = [v for v in registry if v not in not_run]
-    chosen = list(available if variants is None else variants)
-    for variant in chosen:
-        if variant not in registry:
-            raise ValueError(
-                f"experiment {name!r} has no variant {variant!r}; choose from {', '.join(registry)}"
-            )
-        if variant in not_run:
-            raise ValueError(
-                f"variant {variant!r} of {name!r} is not run with these settings: "
-                f"{not_run[variant]}; leave it out"
-            )
+    chosen = _chosen_variants(name, registry, not_run, variants)
+    multi_seed = len(EXPERIMENTS[name]["seeds"]) > 1
     out = Path(out)
     work = _default_work(settings) if work is None else Path(work)
     if command is None:
@@ -511,82 +673,102 @@ def run_experiment(
                 measure_every=measure_every,
                 quick=quick,
                 kid=None if kid else False,
+                variants=variants,
+                seeds=seeds,
             ),
         )
-
-    previous = {}
-    provenance_path = out / "provenance.json"
-    if provenance_path.is_file():
-        previous = json.loads(provenance_path.read_text())
-        old = {k: v for k, v in previous.get("settings", {}).items() if k not in ("epochs", "full")}
-        new = {k: v for k, v in settings.items() if k not in ("epochs", "full")}
-        if old != new:
-            changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
-            raise ValueError(
-                f"{out} holds a result of {name!r} with other settings ({', '.join(changed)}); "
-                f"use the same settings to continue it, or another --out folder"
-            )
+    previous = _previous(out, name, settings)
     out.mkdir(parents=True, exist_ok=True)
 
     import tensorflow as tf
 
-    real_features, extractor, decoder = _real_features(settings, kid)
-    finished = [v for v in previous.get("variants_finished", []) if v in registry]
-    finished = [v for v in finished if _finished(work / v, settings["epochs"])]
-    left_out = []
-    record = {
-        "experiment": name,
-        "description": EXPERIMENTS[name]["description"],
+    real_features, extractor, decoder, strip = _reference(settings, kid)
+    runs = dict(previous.get("runs") or {})
+    asked = settings["seeds"]
+    for seed in asked:
+        for variant in chosen:
+            runs[run_name(variant, seed, multi_seed)] = {"variant": variant, "seed": seed}
+    # Every seed the result holds, so that a later call with fewer seeds keeps them listed.
+    settings["seeds"] = sorted({entry["seed"] for entry in runs.values()})
+    finished = [r for r in previous.get("runs_finished", []) if r in runs]
+    finished = [r for r in finished if _finished(work / r, settings["epochs"])]
+    run_seconds = dict(previous.get("run_seconds") or {})
+    run_shared = dict(previous.get("run_shared") or {})
+    process = {
         "command": command,
         "commit": _git("rev-parse", "HEAD") or "unknown (not a git checkout)",
         "dirty": _dirty(),
         "device": _device(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_at_start": start_load,
+        "runs_trained": [],
+    }
+    record = {
+        "experiment": name,
+        "description": EXPERIMENTS[name]["description"],
+        **{key: process[key] for key in ("command", "commit", "dirty", "device")},
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "python": platform.python_version(),
-        "date": previous.get("date")
-        or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": previous.get("date") or process["started"],
         "settings": settings,
         "quick": settings["quick"],
         "full": settings["full"],
         "not_run": not_run,
-        # What each variant trains: a preset of ganlib.training.PRESETS and build_pair options.
+        # What each variant trains: a preset of ganlib.training.PRESETS, build_pair options
+        # and the update scheme.
         "variant_models": {
-            v: {"model": spec["model"], "model_options": spec.get("model_options", {})}
+            v: {
+                "model": spec["model"],
+                "model_options": spec.get("model_options", {}),
+                "update_scheme": spec.get("update_scheme", "ganlib"),
+            }
             for v, spec in registry.items()
-            if "model" in spec
         },
+        "runs": runs,
     }
     earlier_seconds = float(previous.get("wall_seconds", 0.0))
+    processes = list(previous.get("processes") or [])
+    grids = list(previous.get("grid_epochs") or [])
 
     def write_provenance():
-        record["wall_seconds"] = round(earlier_seconds + time.monotonic() - started, 1)
-        record["variants_finished"] = [v for v in registry if v in finished]
-        record["samples_left_out"] = left_out
-        sessions = previous.get("sessions", [])
-        this = {key: record[key] for key in ("command", "commit", "dirty", "device")}
-        this["seconds"] = round(time.monotonic() - started, 1)
-        record["sessions"] = sessions + [this]
-        with atomic_write(provenance_path, "w") as file:
+        seconds = time.monotonic() - started
+        record["wall_seconds"] = round(earlier_seconds + seconds, 1)
+        record["runs_finished"] = [r for r in runs if r in finished]
+        record["variants_finished"] = [
+            v
+            for v in registry
+            if any(e["variant"] == v for e in runs.values())
+            and all(r in finished for r, e in runs.items() if e["variant"] == v)
+        ]
+        record["run_seconds"], record["run_shared"] = run_seconds, run_shared
+        record["grid_epochs"] = grids
+        this = dict(process, seconds=round(seconds, 1), load_at_end=_load())
+        record["processes"] = processes + [this]
+        with atomic_write(out / "provenance.json", "w") as file:
             file.write(json.dumps(record, indent=2) + "\n")
 
-    for variant in chosen:
-        run = work / variant
+    order = [r for r, e in runs.items() if e["variant"] in chosen and e["seed"] in asked]
+    for run in order:
+        variant, seed = runs[run]["variant"], runs[run]["seed"]
         spec = registry[variant]
-        if not _finished(run, settings["epochs"]):
+        if not _finished(work / run, settings["epochs"]):
             if verbose:
-                print(f"{name}: training {variant} in {run}")
+                print(f"{name}: training {run} in {work / run}")
+            loads = _LoadSampler()
+            run_started, run_load = time.monotonic(), _load()[0]
             train(
                 settings["data"],
                 model=spec["model"],
                 image_size=settings["image_size"],
                 epochs=settings["epochs"],
                 batch_size=settings["batch_size"],
-                run_dir=run,
+                run_dir=work / run,
                 steps_per_epoch=settings["steps_per_epoch"],
-                seed=settings["seed"],
+                seed=seed,
                 width=settings["width"],
                 model_options=spec.get("model_options"),
+                update_scheme=spec.get("update_scheme", "ganlib"),
                 callbacks=[
                     Measurements(
                         settings["measure_every"],
@@ -596,27 +778,28 @@ def run_experiment(
                         decoder,
                         seed=settings["seed"],
                         final_epoch=settings["epochs"] - 1,
-                    )
+                        strip=strip,
+                    ),
+                    loads,
                 ],
                 verbose=verbose,
             )
-        left_out += _copy_results(run, out, variant, settings["epochs"])
-        if variant not in finished:
-            finished.append(variant)
+            run_seconds[run] = round(run_seconds.get(run, 0.0) + time.monotonic() - run_started, 1)
+            run_shared[run] = bool(run_shared.get(run) or _shared(run_load, loads.loads))
+            process["runs_trained"].append(run)
+        shutil.copyfile(work / run / "history.csv", out / f"history_{run}.csv")
+        if run not in finished:
+            finished.append(run)
         write_provenance()
-    _write_readme(out, settings, [v for v in registry if v in finished], not_run)
+    done = [r for r in runs if r in finished]
+    grids = _copy_grids(work, out, done, settings["epochs"])
+    _write_readme(out, settings, done, not_run)
     write_provenance()
     size = _folder_bytes(out)
     if size > MAX_RESULT_BYTES:
         raise ValueError(
             f"{out} holds {size / 1e6:.2f} MB, more than the {MAX_RESULT_BYTES / 1e6:g} MB a "
-            f"committed result may; remove sample grids from {out / 'samples'} before committing"
-        )
-    if left_out:
-        warnings.warn(
-            f"left {len(left_out)} sample grid(s) out of {out} to stay under "
-            f"{MAX_RESULT_BYTES / 1e6:g} MB: {', '.join(left_out)}",
-            stacklevel=2,
+            f"committed result may; remove files that run_experiment did not write"
         )
     return record
 
@@ -625,8 +808,10 @@ def check_provenance(folder) -> list[str]:
     """What a recorded result in `folder` lacks, as a list of sentences; empty when complete (chapter 3).
 
     Checks that provenance.json exists and holds every key of PROVENANCE_KEYS with a
-    non-empty value, that each finished variant has its history_<variant>.csv, that a
-    result marked full is not quick, and that the folder weighs at most 2 MB.
+    non-empty value (a result recorded before runs and processes were listed needs
+    `variants_finished` and `sessions` instead), that each finished run has its
+    history_<run>.csv, that a result marked full is not quick, and that the folder
+    weighs at most 2 MB.
     """
     folder = Path(folder)
     problems = []
@@ -637,13 +822,17 @@ def check_provenance(folder) -> list[str]:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         return [f"{path} is not valid JSON ({error})"]
-    for key in PROVENANCE_KEYS:
+    keys = PROVENANCE_KEYS
+    if "runs" not in record and "variants_finished" in record:  # recorded by an older ganlib
+        old = {"runs": "variants_finished", "runs_finished": "variants_finished"}
+        keys = tuple(dict.fromkeys(old.get(k, "sessions" if k == "processes" else k) for k in keys))
+    for key in keys:
         value = record.get(key)
         if value is None or value == "" or value == [] or value == {}:
             problems.append(f"{path} lacks {key!r}")
-    for variant in record.get("variants_finished") or []:
-        if not (folder / f"history_{variant}.csv").is_file():
-            problems.append(f"{folder} lacks history_{variant}.csv of finished variant {variant!r}")
+    for run in record.get("runs_finished") or record.get("variants_finished") or []:
+        if not (folder / f"history_{run}.csv").is_file():
+            problems.append(f"{folder} lacks history_{run}.csv of finished run {run!r}")
     if record.get("full") and record.get("quick"):
         problems.append(f"{path} says the run is both quick and full; a quick run is never full")
     size = _folder_bytes(folder)

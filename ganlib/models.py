@@ -28,6 +28,7 @@ import math
 import numbers
 
 import keras
+import numpy as np
 from keras import layers
 
 from ganlib.common import IMAGE_SIZES, check_image_size
@@ -44,6 +45,7 @@ __all__ = [
     "cifar_discriminator",
     "latent_dim",
     "value_range",
+    "visible_pixels",
     "MinibatchStd",
     "MODEL_NAMES",
     "VALUE_RANGES",
@@ -66,6 +68,9 @@ DEFAULT_LATENT_DIM = {"mlp": 64, "baseline": 128, "improved": 100, "cifar": 128,
 
 UPSAMPLE_CHOICES = ("nearest", "transposed")
 POOLING_CHOICES = ("average", "flatten")
+# The improved discriminator's convolution paddings: as published (same, valid, valid), or
+# same padding in all three so that every input pixel reaches the output (chapter 3).
+PADDING_CHOICES = ("published", "same")
 # The improved generator's last activation and the value range it gives.
 OUTPUT_RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
 OUTPUT_CHOICES = tuple(OUTPUT_RANGES)
@@ -384,6 +389,7 @@ def improved_discriminator(
     spectral_norm=False,
     minibatch_std=False,
     dropout=True,
+    padding="published",
 ):
     """The improved discriminator of the anime-face DCGAN project (chapter 3).
 
@@ -398,6 +404,9 @@ def improved_discriminator(
     last feature map is 1x1).
     dropout: False leaves out both Dropout layers (the same parameters, none of them
     dropped in training).
+    padding: "published" (same, valid, valid, as run) never looks at the last 4 rows and
+    columns of the image (`visible_pixels`); "same" pads all three convolutions, so every
+    pixel is seen, with the same parameter count (the "full view" of chapter 3).
     spectral_norm: wrap every Conv2D and Dense, the logit's too, in SpectralNormalization
     (chapter 4). minibatch_std: a `MinibatchStd` layer before the last Conv2D (chapter 4).
     """
@@ -405,14 +414,14 @@ def improved_discriminator(
     width = _check_width(width)
     _check_choice(pooling, POOLING_CHOICES, "pooling")
     _check_flag(dropout, "dropout")
+    _check_choice(padding, PADDING_CHOICES, "padding")
+    paddings = ("same", "valid", "valid") if padding == "published" else ("same",) * 3
     images = keras.Input((image_size, image_size, 3), name="images")
     x = images
-    for i, (filters, padding) in enumerate(((32, "same"), (128, "valid"), (128, "valid"))):
+    for i, (filters, pad) in enumerate(zip((32, 128, 128), paddings, strict=True)):
         if minibatch_std and i == 2:
             x = MinibatchStd(name="minibatch_std")(x)
-        conv = layers.Conv2D(
-            _scaled(filters, width), 5, strides=2, padding=padding, name=f"conv_{i}"
-        )
+        conv = layers.Conv2D(_scaled(filters, width), 5, strides=2, padding=pad, name=f"conv_{i}")
         x = _normed(conv, spectral_norm)(x)
         x = layers.LeakyReLU(name=f"conv_{i}_act")(x)
         if i == 1 and dropout:
@@ -426,7 +435,11 @@ def improved_discriminator(
     if dropout:
         x = layers.Dropout(0.5, name="dense_dropout")(x)
     outputs = _discriminator_head(x, spectral_norm)
-    suffix = "_flatten" * (pooling == "flatten") + "_nodropout" * (not dropout)
+    suffix = (
+        "_flatten" * (pooling == "flatten")
+        + "_nodropout" * (not dropout)
+        + "_samepad" * (padding == "same")
+    )
     return keras.Model(images, outputs, name=f"improved_discriminator_{image_size}{suffix}")
 
 
@@ -523,6 +536,7 @@ _PAIR_ARGUMENTS = ("image_size", "latent_dim", "width")
 _OPTION_CHECKS = {
     "upsample": lambda value: _check_choice(value, UPSAMPLE_CHOICES, "upsample"),
     "pooling": lambda value: _check_choice(value, POOLING_CHOICES, "pooling"),
+    "padding": lambda value: _check_choice(value, PADDING_CHOICES, "padding"),
     "output": lambda value: _check_choice(value, OUTPUT_CHOICES, "output"),
     "batchnorm": lambda value: _check_flag(value, "batchnorm"),
     "dropout": lambda value: _check_flag(value, "dropout"),
@@ -599,6 +613,90 @@ def latent_dim(generator):
             f"{generator.name!r} does not take one (n, latent_dim) noise input: {shape}"
         )
     return int(shape[-1])
+
+
+def _axis_window(size, kernel, stride, dilation, padding):
+    """(output size, first input index of output 0) of one axis of a convolution or pooling."""
+    span = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        return (size - span) // stride + 1, 0
+    out = -(-size // stride)
+    return out, max((out - 1) * stride + span - size, 0) // 2  # TensorFlow pads the end more
+
+
+def _spatial_windows(model):
+    """The layers of discriminator `model` that map positions to positions, input first.
+
+    Each entry is None (the layer reads every position of its input, e.g. MinibatchStd)
+    or ((size, kernel, stride, dilation, padding) for rows, same for columns).
+    Pointwise layers (activations, BatchNormalization, Dropout) are left out; the walk
+    stops at the first layer whose output is not an image (Flatten, pooling, Dense).
+    """
+    windows = []
+    for layer in model.layers[1:]:
+        inner = getattr(layer, "layer", layer)  # SpectralNormalization wraps its layer
+        shape_in, shape_out = tuple(layer.input.shape), tuple(layer.output.shape)
+        if len(shape_out) != 4:
+            break
+        if isinstance(inner, MinibatchStd):
+            windows.append(None)
+        elif isinstance(inner, (layers.Conv2D, layers.MaxPooling2D, layers.AveragePooling2D)) and (
+            not isinstance(inner, layers.Conv2DTranspose)
+        ):
+            kernel = getattr(inner, "kernel_size", None) or inner.pool_size
+            dilation = getattr(inner, "dilation_rate", (1, 1))
+            windows.append(
+                tuple(
+                    (shape_in[1 + a], kernel[a], inner.strides[a], dilation[a], inner.padding)
+                    for a in range(2)
+                )
+            )
+        elif shape_in[1:3] != shape_out[1:3]:
+            raise ValueError(
+                f"visible_pixels cannot follow layer {layer.name!r} ({type(inner).__name__}), "
+                "which changes the image size; it knows Conv2D and 2-D pooling layers"
+            )
+    return windows
+
+
+def visible_pixels(model):
+    """bool (s, s): the input pixels that can change discriminator `model`'s output (chapter 3).
+
+    Worked out from the layers, not from gradients: walking back from the last feature
+    map, whose every position reaches the output (Flatten, global pooling or Dense come
+    after it), each Conv2D or pooling layer of kernel k, stride s and padding p makes an
+    input position visible when some visible output's window covers it. A layer that
+    reads every position (MinibatchStd) makes its whole input visible. For the improved
+    discriminator as published (5x5, stride 2; same, valid, valid) the last 4 rows and
+    columns stay False at 32 and at 64 px; with padding="same" every pixel is True.
+    """
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        raise ValueError(
+            f"visible_pixels needs a model of images (n, s, s, c), got input shape {shape}"
+        )
+    windows = _spatial_windows(model)
+    axes = []
+    for axis in range(2):
+        sizes = [shape[1 + axis]]
+        for window in windows:
+            if window is not None:
+                size, kernel, stride, dilation, padding = window[axis]
+                sizes.append(_axis_window(size, kernel, stride, dilation, padding)[0])
+        seen = np.ones(sizes[-1], bool)
+        for window in reversed(windows):
+            if window is None:
+                seen = np.ones_like(seen)  # the layer's input size: the same as its output's
+                continue
+            size, kernel, stride, dilation, padding = window[axis]
+            _, start = _axis_window(size, kernel, stride, dilation, padding)
+            before = np.zeros(size, bool)
+            for out in np.flatnonzero(seen):
+                taps = out * stride - start + dilation * np.arange(kernel)
+                before[taps[(taps >= 0) & (taps < size)]] = True
+            seen = before
+        axes.append(seen)
+    return axes[0][:, None] & axes[1][None, :]
 
 
 def value_range(generator):

@@ -22,7 +22,20 @@ __all__ = ["Result", "load_result", "provenance_caption", "summarise", "MEASURED
 
 # The columns run_experiment's Measurements write every `measure_every` epochs (nan between);
 # ganlib.experiments writes exactly these.
-MEASURED = ("kid", "kid_std", "coverage", "unrecognised", "blank_share")
+# A result recorded before a column existed simply lacks it (nan when read).
+MEASURED = (
+    "kid",
+    "kid_std",
+    "coverage",
+    "unrecognised",
+    "variety",
+    "precision",
+    "recall",
+    "density",
+    "nn_coverage",
+    "blank_share",
+    "strip_roughness",
+)
 
 
 class Result(NamedTuple):

@@ -32,6 +32,12 @@ def mode_coverage(images, value_range=None, decoder="strict") -> dict:
     - unrecognised: share of images with at least one undecodable factor;
     - histograms: {factor name: counts per value} over the recognised images;
     - recognised: how many images were recognised;
+    - variety: distinct combinations among the recognised images over what as many
+      real faces reach on average (`expected_distinct(recognised)`; real faces draw
+      the 2,304 combinations uniformly): about 1 for samples as varied as the data,
+      whatever share of them is recognised; nan if none is. Coverage mixes "is it a
+      face" with "how varied are the faces"; `1 - unrecognised` is the first and
+      variety the second (chapter 3);
     - decoder: "strict" or "calibrated", whichever read the images.
 
     Even a perfect generator does not reach coverage 1 with few samples: n
@@ -71,8 +77,25 @@ def mode_coverage(images, value_range=None, decoder="strict") -> dict:
             for i, (name, size) in enumerate(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))
         },
         "recognised": int(len(recognised)),
+        "variety": (
+            float(np.count_nonzero(counts)) / expected_distinct(len(recognised))
+            if len(recognised)
+            else float("nan")
+        ),
         "decoder": decoder_name,
     }
+
+
+def expected_distinct(n) -> float:
+    """Expected distinct combinations among n real toy faces: 2304 * (1 - (1 - 1/2304)^n) (chapter 3).
+
+    Real toy faces draw each of the NUM_COMBINATIONS combinations with the same
+    probability, so this is the mean number of occupied cells after n uniform draws;
+    `mode_coverage`'s variety divides by it.
+    """
+    if n < 0:
+        raise ValueError(f"n must be a non-negative count, got {n!r}")
+    return NUM_COMBINATIONS * -math.expm1(n * math.log1p(-1.0 / NUM_COMBINATIONS))
 
 
 def _decoder(decoder):

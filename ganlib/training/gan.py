@@ -15,6 +15,9 @@ from ganlib.training.checkpoints import Checkpoints, load_checkpoint
 from ganlib.training.devices import use_xla
 from ganlib.training.presets import PRESETS
 
+# How one training step updates the two networks (GAN.compile's update_scheme, chapter 3).
+UPDATE_SCHEMES = ("ganlib", "notebook")
+
 
 def discriminator_logits(discriminator):
     """A model sharing `discriminator`'s weights that outputs its logit, float (n, 1) (chapter 5).
@@ -230,6 +233,7 @@ class GAN(keras.Model):
         self.d_optimizer = self.g_optimizer = None
         self.label_smoothing = self.label_noise = 0.0
         self.gan_loss, self.gp_weight, self.r1_gamma = "bce", 10.0, 0.0
+        self.update_scheme = "ganlib"
         # A plain dict (Keras would wrap an attribute dict into a tracked one).
         object.__setattr__(self, "preset", None)
         self._step_offset = 0  # steps of the current epoch done before this fit() call
@@ -255,6 +259,7 @@ class GAN(keras.Model):
         gp_weight=10.0,
         r1_gamma=0.0,
         label_smoothing=None,
+        update_scheme="ganlib",
         **model_options,
     ):
         """A compiled GAN with PRESETS[name]'s models (ganlib.models.build_pair) and optimizers (chapter 5).
@@ -264,7 +269,8 @@ class GAN(keras.Model):
         included. Call it under a strategy's scope to train on several devices.
         loss, gp_weight, r1_gamma: as in `compile`. label_smoothing: None keeps the
         preset's. With loss "hinge" or "wgan-gp" the preset's label smoothing and label
-        noise are dropped (they are tricks of the "bce" loss). model_options go to
+        noise are dropped (they are tricks of the "bce" loss). update_scheme: as in
+        `compile`. model_options go to
         `build_pair`, e.g. spectral_norm=True or minibatch_std=True for the discriminator.
 
         steps_per_execution: training steps per call into TensorFlow, an int >= 1 or
@@ -308,6 +314,7 @@ class GAN(keras.Model):
             loss=loss,
             gp_weight=gp_weight,
             r1_gamma=r1_gamma,
+            update_scheme=update_scheme,
         )
         gan._auto_steps_per_execution = auto_steps
         preset.update(
@@ -320,6 +327,7 @@ class GAN(keras.Model):
             loss=gan.gan_loss,
             gp_weight=gan.gp_weight,
             r1_gamma=gan.r1_gamma,
+            update_scheme=gan.update_scheme,
             model_options=dict(model_options),
         )
         object.__setattr__(gan, "preset", preset)
@@ -336,6 +344,7 @@ class GAN(keras.Model):
         loss="bce",
         gp_weight=10.0,
         r1_gamma=0.0,
+        update_scheme="ganlib",
         **kwargs,
     ):
         """Set the two optimizers (default: Adam 2e-4, beta_1 0.5), the loss and its tricks (chapters 4-5).
@@ -357,8 +366,24 @@ class GAN(keras.Model):
         uniformly at random (the Keras CelebA example uses 0.05). Both: "bce" only.
         jit_compile: "auto" uses XLA on GPUs and TPUs only. With mixed_float16 models
         the optimizers are wrapped in LossScaleOptimizer.
+        update_scheme: "ganlib" (one discriminator update on a real and a generated batch,
+        the generated one drawn in training mode, then a generator update on as many
+        noise vectors) or "notebook", the anime-face DCGAN project's iteration (chapter
+        3): `notebook_discriminator_steps`, then a generator update on twice as many
+        noise vectors; "bce" loss only, without R1 or an augmenter.
         """
         check_loss_options(loss, gp_weight, r1_gamma, label_smoothing, label_noise)
+        if update_scheme not in UPDATE_SCHEMES:
+            raise ValueError(
+                f"update_scheme must be one of {', '.join(UPDATE_SCHEMES)}, got {update_scheme!r}"
+            )
+        if update_scheme == "notebook" and (
+            loss != "bce" or r1_gamma or self.augmenter is not None
+        ):
+            raise ValueError(
+                'update_scheme="notebook" is the anime-face notebook\'s plain "bce" iteration; '
+                "use it without another loss, R1 or an augmenter"
+            )
         if jit_compile == "auto":
             jit_compile = use_xla("auto")
         super().compile(
@@ -378,6 +403,7 @@ class GAN(keras.Model):
         self.label_smoothing = float(label_smoothing)
         self.label_noise = float(label_noise)
         self.gan_loss, self.gp_weight, self.r1_gamma = loss, float(gp_weight), float(r1_gamma)
+        self.update_scheme = update_scheme
         # Create the optimizers' variables now, under the model's strategy: made lazily
         # inside a replica's step they would not be mirrored.
         self.build_optimizers()
@@ -592,6 +618,34 @@ class GAN(keras.Model):
             self.update_ema()
         return {"g_loss": logged}
 
+    def notebook_discriminator_steps(self, real_images, noise):
+        """The anime-face notebook's two discriminator updates; dict of local values (chapter 3).
+
+        generator(noise) is drawn in inference mode (Keras `predict`: BatchNormalization
+        on its moving statistics), then the discriminator takes one update on the real
+        batch (labelled real) and a second on the generated batch (labelled fake), as
+        its two `train_on_batch` calls do. d_loss is the mean of the two losses.
+        """
+        global_batch = tf.cast(tf.shape(real_images)[0] * _replicas()[0], tf.float32)
+        fake_images = tf.stop_gradient(self.generator(noise, training=False))
+        real_labels, fake_labels = self._labels(tf.shape(noise)[0])
+        variables = self.discriminator.trainable_variables
+        losses, logits = [], []
+        for images, labels in ((real_images, real_labels), (fake_images, fake_labels)):
+            with tf.GradientTape() as tape:
+                logit = self._logit(images)
+                per_image = tf.nn.sigmoid_cross_entropy_with_logits(labels, logit)
+                scaled_loss = self.d_optimizer.scale_loss(tf.reduce_sum(per_image) / global_batch)
+            gradients = tape.gradient(scaled_loss, variables)
+            self.d_optimizer.apply_gradients(zip(gradients, variables, strict=True))
+            losses.append(tf.reduce_mean(per_image))
+            logits.append(logit)
+        return {
+            "d_loss": 0.5 * (losses[0] + losses[1]),
+            "d_real_accuracy": tf.reduce_mean(tf.cast(logits[0] > 0, tf.float32)),
+            "d_fake_accuracy": tf.reduce_mean(tf.cast(logits[1] < 0, tf.float32)),
+        }
+
     def ema_decay(self):
         """The decay of this generator update: min(ema, (1 + t) / (10 + t)), float32 scalar (chapter 7).
 
@@ -691,8 +745,12 @@ class GAN(keras.Model):
         """One discriminator and one generator update on a batch of real images; the logs (chapter 5)."""
         real_images = data[0] if isinstance(data, (tuple, list)) else data
         batch = tf.shape(real_images)[0]  # this replica's share of the global batch
-        d_logs = self.discriminator_step(real_images, self.noise(batch, D_NOISE))
-        g_logs = self.generator_step(self.noise(batch, G_NOISE))
+        if self.update_scheme == "notebook":
+            d_logs = self.notebook_discriminator_steps(real_images, self.noise(batch, D_NOISE))
+            g_logs = self.generator_step(self.noise(2 * batch, G_NOISE))
+        else:
+            d_logs = self.discriminator_step(real_images, self.noise(batch, D_NOISE))
+            g_logs = self.generator_step(self.noise(batch, G_NOISE))
         self._record_nonfinite(d_logs["d_loss"], g_logs["g_loss"])
         self.global_step.assign_add(1)  # after the step: its random streams used the old value
         self._track(batch, {**d_logs, **g_logs})

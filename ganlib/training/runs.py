@@ -41,7 +41,7 @@ from ganlib.training.devices import (
     use_xla,
     worker_run_dir,
 )
-from ganlib.training.gan import GAN, check_loss_options, steps_per_call
+from ganlib.training.gan import GAN, UPDATE_SCHEMES, check_loss_options, steps_per_call
 from ganlib.training.presets import PRESETS
 
 RUN_KEYS = (
@@ -58,6 +58,7 @@ RUN_KEYS = (
     "gp_weight",
     "r1_gamma",
     "label_smoothing",
+    "update_scheme",
 )
 # What a run.json written before a key was recorded (or was compared) stands for: the
 # default then in force. train() records label_smoothing as given (None: the preset's).
@@ -69,6 +70,7 @@ RUN_KEY_DEFAULTS = {
     "gp_weight": 10.0,
     "r1_gamma": 0.0,
     "label_smoothing": None,
+    "update_scheme": "ganlib",
 }
 # train() keywords of their own, so never among its model_options.
 _OWN_MODEL_KEYWORDS = ("spectral_norm", "minibatch_std")
@@ -112,6 +114,8 @@ def _describe(config):
         parts.append(f"model_options {config['model_options']}")
     if config.get("loss", "bce") != "bce":
         parts.append(f"loss {config['loss']!r}")
+    if config.get("update_scheme", "ganlib") != "ganlib":
+        parts.append(f"update_scheme {config['update_scheme']!r}")
     return ", ".join(parts)
 
 
@@ -291,7 +295,7 @@ def _build_gan(
 ):
     """The compiled GAN under the run's dtype policy and strategy, seeded with `seed`.
 
-    cures: loss, gp_weight, r1_gamma, label_smoothing (for `GAN.compile`) and the
+    cures: loss, gp_weight, r1_gamma, label_smoothing, update_scheme (for `GAN.compile`) and the
     discriminator's spectral_norm and minibatch_std, passed only when on (not every
     family has them). model_options go to `build_pair` as well.
     """
@@ -410,6 +414,7 @@ def train(
     minibatch_std=False,
     label_smoothing=None,
     model_options=None,
+    update_scheme="ganlib",
 ):
     """Train PRESETS[model] on `data` and return (gan, history) (chapter 5).
 
@@ -437,6 +442,8 @@ def train(
     The cures of mode collapse (chapter 4): loss ("bce", "hinge" or "wgan-gp"),
     gp_weight (WGAN-GP's penalty weight), r1_gamma (R1 penalty on real images, 0: off)
     and label_smoothing (None: the preset's; "bce" only), as in `GAN.compile`;
+    update_scheme: "ganlib" or "notebook" (the anime-face notebook's iteration, chapter 3),
+    as in `GAN.compile`;
     spectral_norm and minibatch_std change the discriminator (ganlib.models).
     model_options: a dict for `ganlib.models.build_pair`, e.g. {"output": "sigmoid"} or
     {"upsample": "transposed", "dropout": False} (chapter 3's ablation); an option
@@ -455,7 +462,17 @@ def train(
     ada_options = _ada_options(ada, ada_target, ada_integration_steps)
     # Checked before run.json is written; with another loss the preset's label tricks go.
     check_loss_options(loss, gp_weight, r1_gamma, label_smoothing or 0.0)
-    cures = dict(loss=loss, gp_weight=gp_weight, r1_gamma=r1_gamma, label_smoothing=label_smoothing)
+    if update_scheme not in UPDATE_SCHEMES:
+        raise ValueError(
+            f"update_scheme must be one of {', '.join(UPDATE_SCHEMES)}, got {update_scheme!r}"
+        )
+    cures = dict(
+        loss=loss,
+        gp_weight=gp_weight,
+        r1_gamma=r1_gamma,
+        label_smoothing=label_smoothing,
+        update_scheme=update_scheme,
+    )
     model_options = _model_options(model_options, preset["model"])
     latent_dim = (
         _models.DEFAULT_LATENT_DIM[preset["model"]] if latent_dim is None else int(latent_dim)
@@ -600,7 +617,11 @@ def load_run(run_dir):
         augmenter=augmenter,
         jit_compile=False,
         **{key: config[key] for key in ("spectral_norm", "minibatch_std") if config.get(key)},
-        **{key: config[key] for key in ("loss", "gp_weight", "r1_gamma") if key in config},
+        **{
+            key: config[key]
+            for key in ("loss", "gp_weight", "r1_gamma", "update_scheme")
+            if key in config
+        },
         **(config.get("model_options") or {}),
     )
     state = load_checkpoint(gan, run / "checkpoints")
