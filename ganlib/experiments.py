@@ -46,7 +46,7 @@ import keras
 import numpy as np
 
 from ganlib.common import atomic_write
-from ganlib.recorded import MEASURED
+from ganlib.recorded import MEASURED, finished_runs
 from ganlib.training.history import read_history
 
 __all__ = [
@@ -418,13 +418,15 @@ def _call_text(name, out, options):
     )
 
 
-def grid_epochs(epochs, count):
-    """`count` epochs (from 0) spread evenly from the first to the last, both included (chapter 3)."""
-    if count < 1:
+def grid_epochs(available, count):
+    """`count` of the epochs in `available` spread evenly, the first and last included (chapter 3)."""
+    available = sorted(available)
+    if count < 1 or not available:
         return []
     if count == 1:
-        return [epochs - 1]
-    return sorted({int(round(e)) for e in np.linspace(0, epochs - 1, min(count, epochs))})
+        return [available[-1]]
+    picks = np.linspace(0, len(available) - 1, min(count, len(available)))
+    return sorted({available[int(round(i))] for i in picks})
 
 
 def _folder_bytes(folder):
@@ -432,8 +434,8 @@ def _folder_bytes(folder):
 
 
 def _finished(run, epochs):
-    """True when run/history.csv holds every epoch up to `epochs`."""
-    history = run / "history.csv"
+    """True when run/history.csv (or `run` itself, a history file) holds every epoch up to `epochs`."""
+    history = run if run.suffix == ".csv" else run / "history.csv"
     if not history.is_file():
         return False
     rows = read_history(history)
@@ -458,28 +460,45 @@ def _save_grid(source, target):
         picture.quantize(256).save(target, optimize=True)
 
 
-def _copy_grids(work, out, runs, epochs):
+def _copy_grids(work, out, runs):
     """The grids of every finished run at the same epochs, as many as fit: the epochs kept.
 
-    Tries 21, 11, 6, 5, 4, 3, 2 and 1 epochs spread evenly over the schedule and keeps
-    the most that leave the result folder within 90 % of MAX_RESULT_BYTES, so every run
-    shows the same epochs.
+    A run's grids come from its run folder, or, for a run trained elsewhere, from those
+    `out` already holds. Of the epochs every run has a grid for, 21, 11, 6, 5, 4, 3, 2
+    or 1 spread evenly are kept: the most that leave the result folder within 90 % of
+    MAX_RESULT_BYTES, so every run shows the same epochs.
     """
-    samples = out / "samples"
+    samples, kept = out / "samples", out / ".samples-before"
+    shutil.rmtree(kept, ignore_errors=True)
+    if samples.is_dir():
+        samples.rename(kept)
+    sources = {}
+    for run in runs:
+        grids = {}
+        for folder, pattern in (
+            (kept, f"{run}_epoch_*.png"),
+            (work / run / "samples", "epoch_*.png"),
+        ):
+            for path in folder.glob(pattern) if folder.is_dir() else ():
+                epoch = path.stem.rpartition("_")[2]
+                if epoch.isdigit():
+                    grids[int(epoch)] = path  # the run folder's, read last, win
+        sources[run] = grids
+    available = set.intersection(*(set(g) for g in sources.values())) if sources else set()
+    chosen = []
     for count in (21, 11, 6, 5, 4, 3, 2, 1, 0):
         shutil.rmtree(samples, ignore_errors=True)
-        chosen = grid_epochs(epochs, count)
+        chosen = grid_epochs(available, count)
         if not chosen:
-            return []
+            break
         samples.mkdir(parents=True)
         for run in runs:
             for epoch in chosen:
-                grid = work / run / "samples" / f"epoch_{epoch:04d}.png"
-                if grid.is_file():
-                    _save_grid(grid, samples / f"{run}_epoch_{epoch:04d}.png")
-        if _folder_bytes(out) <= MAX_RESULT_BYTES * 0.9:
-            return chosen
-    return []
+                _save_grid(sources[run][epoch], samples / f"{run}_epoch_{epoch:04d}.png")
+        if _folder_bytes(out) - _folder_bytes(kept) <= MAX_RESULT_BYTES * 0.9:
+            break
+    shutil.rmtree(kept, ignore_errors=True)
+    return chosen
 
 
 def _last_measured(rows):
@@ -683,15 +702,22 @@ def run_experiment(
     import tensorflow as tf
 
     real_features, extractor, decoder, strip = _reference(settings, kid)
-    runs = dict(previous.get("runs") or {})
+    # A result recorded before runs were listed names its runs after their variants.
+    runs = dict(previous.get("runs") or finished_runs(previous))
     asked = settings["seeds"]
     for seed in asked:
         for variant in chosen:
             runs[run_name(variant, seed, multi_seed)] = {"variant": variant, "seed": seed}
     # Every seed the result holds, so that a later call with fewer seeds keeps them listed.
     settings["seeds"] = sorted({entry["seed"] for entry in runs.values()})
-    finished = [r for r in previous.get("runs_finished", []) if r in runs]
-    finished = [r for r in finished if _finished(work / r, settings["epochs"])]
+    finished = [r for r in finished_runs(previous) if r in runs]
+    # A run whose folder is gone (another machine trained it) counts by its committed history.
+    finished = [
+        r
+        for r in finished
+        if _finished(work / r, settings["epochs"])
+        or (not (work / r).exists() and _finished(out / f"history_{r}.csv", settings["epochs"]))
+    ]
     run_seconds = dict(previous.get("run_seconds") or {})
     run_shared = dict(previous.get("run_shared") or {})
     process = {
@@ -728,7 +754,7 @@ def run_experiment(
         "runs": runs,
     }
     earlier_seconds = float(previous.get("wall_seconds", 0.0))
-    processes = list(previous.get("processes") or [])
+    processes = list(previous.get("processes") or previous.get("sessions") or [])
     grids = list(previous.get("grid_epochs") or [])
 
     def write_provenance():
@@ -752,7 +778,7 @@ def run_experiment(
     for run in order:
         variant, seed = runs[run]["variant"], runs[run]["seed"]
         spec = registry[variant]
-        if not _finished(work / run, settings["epochs"]):
+        if run not in finished:
             if verbose:
                 print(f"{name}: training {run} in {work / run}")
             loads = _LoadSampler()
@@ -787,12 +813,12 @@ def run_experiment(
             run_seconds[run] = round(run_seconds.get(run, 0.0) + time.monotonic() - run_started, 1)
             run_shared[run] = bool(run_shared.get(run) or _shared(run_load, loads.loads))
             process["runs_trained"].append(run)
-        shutil.copyfile(work / run / "history.csv", out / f"history_{run}.csv")
         if run not in finished:
+            shutil.copyfile(work / run / "history.csv", out / f"history_{run}.csv")
             finished.append(run)
         write_provenance()
     done = [r for r in runs if r in finished]
-    grids = _copy_grids(work, out, done, settings["epochs"])
+    grids = _copy_grids(work, out, done)
     _write_readme(out, settings, done, not_run)
     write_provenance()
     size = _folder_bytes(out)

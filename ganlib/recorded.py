@@ -18,7 +18,17 @@ import numpy as np
 
 from ganlib.training.history import read_history
 
-__all__ = ["Result", "load_result", "provenance_caption", "summarise", "MEASURED"]
+__all__ = [
+    "Result",
+    "load_result",
+    "provenance_caption",
+    "summarise",
+    "finished_runs",
+    "window_mean",
+    "over_seeds",
+    "seeds_better",
+    "MEASURED",
+]
 
 # The columns run_experiment's Measurements write every `measure_every` epochs (nan between);
 # ganlib.experiments writes exactly these.
@@ -39,16 +49,19 @@ MEASURED = (
 
 
 class Result(NamedTuple):
-    """A recorded result (chapter 3): provenance, histories and sample grids.
+    """A recorded result (chapter 3): provenance, histories, sample grids and runs.
 
-    provenance: provenance.json as a dict. histories: {variant: {column: array}},
-    `epoch` an int array counted from 0, every other column float with nan where not
-    measured. samples: {variant: {epoch (from 0): Path of the PNG grid}}.
+    provenance: provenance.json as a dict. histories: {run: {column: array}}, `epoch`
+    an int array counted from 0, every other column float with nan where not measured.
+    samples: {run: {epoch (from 0): Path of the PNG grid}}. runs: {run: {"variant": name,
+    "seed": int}} for the finished runs (a run is a variant trained with one seed; in a
+    single-seed experiment the run is named after its variant).
     """
 
     provenance: dict
     histories: dict
     samples: dict
+    runs: dict
 
 
 def _make_command(folder):
@@ -83,21 +96,38 @@ def load_result(folder) -> Result:
             f"{path} is not valid JSON ({error}); record the result again with "
             f"`{_make_command(folder)}`"
         ) from None
+    runs = finished_runs(provenance)
     histories = {}
-    for variant in provenance.get("variants_finished") or []:
-        csv = folder / f"history_{variant}.csv"
+    for run in runs:
+        csv = folder / f"history_{run}.csv"
         if not csv.is_file():
             raise FileNotFoundError(
-                f"{folder} lacks {csv.name} of the finished variant {variant!r}; record the "
+                f"{folder} lacks {csv.name} of the finished run {run!r}; record the "
                 f"result again with `{_make_command(folder)}`"
             )
-        histories[variant] = _columns(read_history(csv))
-    samples = {variant: {} for variant in histories}
+        histories[run] = _columns(read_history(csv))
+    samples = {run: {} for run in histories}
     for png in sorted((folder / "samples").glob("*_epoch_*.png")):
-        variant, _, epoch = png.stem.rpartition("_epoch_")
-        if variant in samples and epoch.isdigit():
-            samples[variant][int(epoch)] = png
-    return Result(provenance, histories, samples)
+        run, _, epoch = png.stem.rpartition("_epoch_")
+        if run in samples and epoch.isdigit():
+            samples[run][int(epoch)] = png
+    return Result(provenance, histories, samples, runs)
+
+
+def finished_runs(provenance) -> dict:
+    """{run: {"variant": name, "seed": int}} of a provenance.json's finished runs (chapter 3).
+
+    A result recorded before runs were listed (only `variants_finished`) has one seed,
+    settings["seed"], and each run is named after its variant.
+    """
+    if "runs" in provenance:
+        runs = provenance["runs"]
+        return {
+            run: dict(runs[run]) for run in provenance.get("runs_finished") or [] if run in runs
+        }
+    # Recorded before runs were listed: one seed, each run named after its variant.
+    seed = (provenance.get("settings") or {}).get("seed", 0)
+    return {v: {"variant": v, "seed": seed} for v in provenance.get("variants_finished") or []}
 
 
 def _columns(rows):
@@ -167,8 +197,28 @@ def provenance_caption(provenance) -> str:
         + (_duration(get("wall_seconds")) if get("wall_seconds") is not None else "unknown")
         + "."
     )
-    finished = get("variants_finished") or []
-    text += f" Finished variants: {', '.join(finished) if finished else 'none'}."
+    runs = finished_runs(provenance)
+    variants = list(dict.fromkeys(entry["variant"] for entry in runs.values()))
+    seeds = sorted({entry["seed"] for entry in runs.values()})
+    text += (
+        f" Finished: {len(runs)} run{'s' * (len(runs) != 1)} ("
+        + (", ".join(variants) if variants else "none")
+        + f"; seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds)) or 'none'})."
+    )
+    processes = get("processes") or get("sessions") or []
+    if len(processes) > 1:
+        text += f" Recorded by {len(processes)} processes one after the other."
+    shared = [run for run, flag in (get("run_shared") or {}).items() if flag and run in runs]
+    if shared:
+        text += (
+            f" Other work shared the machine while {len(shared)} of the runs trained "
+            f"({', '.join(shared)}), so their times are not clean timings."
+        )
+    elif get("run_shared"):
+        text += " No other work shared the machine while the runs trained."
+    grids = get("grid_epochs")
+    if grids:
+        text += f" Sample grids kept at epochs {', '.join(str(e + 1) for e in grids)} (from 1)."
     not_run = get("not_run") or {}
     if not_run:
         text += " Not run: " + "; ".join(f"{v} ({why})" for v, why in not_run.items()) + "."
@@ -220,3 +270,53 @@ def summarise(history) -> dict:
     half = np.flatnonzero(blank >= 0.5)
     summary["first_blank_epoch"] = int(epochs[half[0]]) if len(half) else -1
     return summary
+
+
+def window_mean(history, column, last=3) -> float:
+    """Mean of `column` over the last `last` measured checkpoints of one run (chapter 3).
+
+    history: {column: array} with `epoch` (a Result's histories[run]). Checkpoints are
+    the epochs where `column` is finite. nan when the run never measured it. One
+    checkpoint is one draw of a noisy number (KID swings by a factor of several from
+    one to the next); the mean over a window is the run's value.
+    """
+    if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+        raise ValueError(f"last must be a whole number of checkpoints >= 1, got {last!r}")
+    if column not in history:
+        return math.nan
+    values = np.asarray(history[column], dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values[-last:].mean()) if len(values) else math.nan
+
+
+def over_seeds(result, column, last=3) -> dict:
+    """{variant: {"seeds": {seed: window mean}, "mean", "min", "max", "n"}} for one column (chapter 3).
+
+    result: a Result. Each run is read with `window_mean(history, column, last)`, then
+    the runs of a variant are gathered by seed; mean, min and max are over the seeds
+    whose value is finite (nan, with n = 0, when none is).
+    """
+    table = {}
+    for run, entry in result.runs.items():
+        value = window_mean(result.histories[run], column, last)
+        table.setdefault(entry["variant"], {"seeds": {}})["seeds"][entry["seed"]] = value
+    for row in table.values():
+        finite = [v for v in row["seeds"].values() if math.isfinite(v)]
+        row["n"] = len(finite)
+        row["mean"] = float(np.mean(finite)) if finite else math.nan
+        row["min"] = float(min(finite)) if finite else math.nan
+        row["max"] = float(max(finite)) if finite else math.nan
+    return table
+
+
+def seeds_better(first, second, higher_is_better) -> tuple:
+    """(k, n): in how many of the n seeds both rows share `first` beat `second` (chapter 3).
+
+    first, second: rows of `over_seeds` (their "seeds" dicts are compared seed by seed;
+    a seed missing or nan on either side does not count). higher_is_better: True for
+    e.g. variety or precision, False for KID. A tie is not a win.
+    """
+    a, b = first["seeds"], second["seeds"]
+    common = [s for s in a if s in b and math.isfinite(a[s]) and math.isfinite(b[s])]
+    wins = sum((a[s] > b[s]) if higher_is_better else (a[s] < b[s]) for s in common)
+    return int(wins), len(common)

@@ -17,47 +17,55 @@ from ganlib.experiments import (
     check_provenance,
     run_experiment,
 )
+from ganlib.recorded import MEASURED  # noqa: E402  (the columns the callback must write)
 from ganlib.training import PRESETS, load_run, read_history
-
-MEASURED = ("kid", "kid_std", "coverage", "unrecognised", "blank_share")
 
 
 @pytest.fixture(scope="module")
 def quick_result(tmp_path_factory):
-    """`python -m ganlib experiment seed-claim --quick --no-kid`, run once for the tests below."""
+    """`python -m ganlib experiment seed-claim --quick --no-kid`, two seeds of two variants."""
     root = tmp_path_factory.mktemp("experiment")
     out, work = root / "out", root / "work"
     argv = ["experiment", "seed-claim", "--quick", "--no-kid", "--out", str(out)]
+    argv += ["--variants", "baseline,improved_notebook", "--seeds", "0,1"]
     code = cli.main([*argv, "--work", str(work)])
     return code, out, work
 
 
-def test_the_command_writes_both_histories_with_the_measurement_columns(quick_result):
+RUNS = ("baseline_seed0", "improved_notebook_seed0", "baseline_seed1", "improved_notebook_seed1")
+
+
+def test_the_command_writes_every_runs_history_with_the_measurement_columns(quick_result):
     code, out, _ = quick_result
     assert code == 0
-    for variant in ("baseline", "improved_as_run"):
-        rows = read_history(out / f"history_{variant}.csv")
+    for run in RUNS:
+        rows = read_history(out / f"history_{run}.csv")
         assert [row["epoch"] for row in rows] == [0, 1]  # quick: 2 epochs, measured every epoch
         for row in rows:
             assert set(MEASURED) <= set(row)
             assert 0.0 <= row["blank_share"] <= 1.0
             assert math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])
             assert math.isnan(row["kid"])  # --no-kid: KID and coverage not measured
+            assert math.isfinite(row["strip_roughness"])  # measured without features
+
+
+def test_each_seed_trains_its_own_network(quick_result):
+    _, out, work = quick_result
+    first, second = (read_history(out / f"history_baseline_seed{s}.csv") for s in (0, 1))
+    assert first[0]["d_loss"] != second[0]["d_loss"]
+    assert json.loads((work / "baseline_seed1" / "run.json").read_text())["seed"] == 1
+    notebook = json.loads((work / "improved_notebook_seed0" / "run.json").read_text())
+    assert notebook["update_scheme"] == "notebook"
 
 
 def test_the_command_keeps_a_few_small_grids_and_stays_under_the_limit(quick_result):
     _, out, _ = quick_result
     grids = sorted(path.name for path in (out / "samples").glob("*.png"))
-    assert grids == [
-        "baseline_epoch_0000.png",
-        "baseline_epoch_0001.png",
-        "improved_as_run_epoch_0000.png",
-        "improved_as_run_epoch_0001.png",
-    ]
+    assert grids == sorted(f"{run}_epoch_{e:04d}.png" for run in RUNS for e in (0, 1))
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     assert size <= MAX_RESULT_BYTES
     assert not list(out.rglob("*.npz"))  # checkpoints stay in the work folder
-    assert list((quick_result[2] / "baseline" / "checkpoints").glob("*.npz"))
+    assert list((quick_result[2] / "baseline_seed0" / "checkpoints").glob("*.npz"))
 
 
 def test_the_provenance_is_complete_and_says_quick(quick_result):
@@ -69,9 +77,18 @@ def test_the_provenance_is_complete_and_says_quick(quick_result):
     assert record["command"].startswith("python -m ganlib experiment seed-claim --out ")
     assert "--quick" in record["command"]
     assert record["quick"] is True and record["full"] is False
-    assert record["variants_finished"] == ["baseline", "improved_as_run"]
+    assert record["runs_finished"] == list(RUNS)  # seed by seed
+    assert record["runs"]["improved_notebook_seed1"] == {"variant": "improved_notebook", "seed": 1}
+    assert record["variants_finished"] == ["baseline", "improved_notebook"]
     assert record["settings"]["epochs"] == 2 and record["settings"]["image_size"] == 32
+    assert record["settings"]["seeds"] == [0, 1]
     assert record["wall_seconds"] >= 0
+    assert record["grid_epochs"] == [0, 1]
+    assert set(record["run_seconds"]) == set(record["run_shared"]) == set(RUNS)
+    (process,) = record["processes"]
+    assert process["runs_trained"] == list(RUNS)
+    assert len(process["load_at_start"]) == len(process["load_at_end"]) == 3
+    assert process["command"] == record["command"] and "--seeds 0,1" in process["command"]
     assert record["device"].startswith(("CPU: ", "GPU: "))
     assert "Quick run" in (out / "README.md").read_text()
 
@@ -80,23 +97,31 @@ def test_killed_and_rerun_it_resumes_and_skips_finished_variants(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     options = dict(work=work, quick=True, kid=False)
     # A run killed after its first variant: only baseline finished.
-    first = run_experiment("seed-claim", out, epochs=1, variants=["baseline"], **options)
-    assert first["variants_finished"] == ["baseline"]
-    history = work / "baseline" / "history.csv"
+    options["variants"] = ["baseline", "improved_as_run"]
+    first = run_experiment("seed-claim", out, epochs=1, seeds=[0], **options)
+    assert first["runs_finished"] == ["baseline_seed0", "improved_as_run_seed0"]
+    history = work / "baseline_seed0" / "history.csv"
     stamp = history.stat().st_mtime_ns
-    second = run_experiment("seed-claim", out, epochs=1, **options)
-    assert second["variants_finished"] == ["baseline", "improved_as_run"]
+    # A later process adds a seed: the first seed's runs are not trained again.
+    second = run_experiment("seed-claim", out, epochs=1, seeds=[1], **options)
+    assert second["runs_finished"] == [f"{v}_seed{s}" for s in (0, 1) for v in options["variants"]]
+    assert second["settings"]["seeds"] == [0, 1]
     assert history.stat().st_mtime_ns == stamp  # not trained again
-    variants = ("baseline", "improved_as_run")
+    variants = ("baseline_seed0", "improved_as_run_seed1")
     before = {v: (out / f"history_{v}.csv").read_text().splitlines() for v in variants}
     # Asked for more epochs, each variant goes on from its checkpoint.
-    third = run_experiment("seed-claim", out, epochs=2, **options)
+    third = run_experiment("seed-claim", out, epochs=2, seeds=[0, 1], **options)
     for variant, lines in before.items():
         after = (out / f"history_{variant}.csv").read_text().splitlines()
         assert len(lines) == 2 and len(after) == 3  # header and one row, then two rows
         assert after[:2] == lines  # the first epoch's row unchanged
         assert [row["epoch"] for row in read_history(out / f"history_{variant}.csv")] == [0, 1]
-    assert len(third["sessions"]) == 3  # one entry per call, with its command and commit
+    assert len(third["processes"]) == 3  # one entry per call, with its command and commit
+    assert [p["runs_trained"] for p in third["processes"]] == [
+        ["baseline_seed0", "improved_as_run_seed0"],
+        ["baseline_seed1", "improved_as_run_seed1"],
+        [f"{v}_seed{s}" for s in (0, 1) for v in options["variants"]],
+    ]
     assert third["date"] == first["date"]
     assert third["wall_seconds"] >= second["wall_seconds"]
 
@@ -110,6 +135,7 @@ def test_continuing_with_other_settings_is_refused(tmp_path):
         kid=False,
         epochs=1,
         variants=["baseline"],
+        seeds=[0],
     )
     with pytest.raises(ValueError, match="other settings.*width"):
         run_experiment(
@@ -142,6 +168,7 @@ def test_every_ablation_variant_is_available_and_undoes_one_change(tmp_path):
         "batchnorm",
         "flatten",
         "dropout",
+        "full_view",
     ]
     expected = {
         "value_range": {"output": "sigmoid"},
@@ -149,6 +176,7 @@ def test_every_ablation_variant_is_available_and_undoes_one_change(tmp_path):
         "batchnorm": {"batchnorm": False},
         "flatten": {"pooling": "flatten"},
         "dropout": {"dropout": False},
+        "full_view": {"padding": "same"},
     }
     for name, options in expected.items():
         assert variants[name]["model"] == "improved_as_run"
@@ -203,7 +231,9 @@ def test_ablation_variants_train_with_their_model_options(tmp_path):
     assert record["variant_models"]["value_range"] == {
         "model": "improved_as_run",
         "model_options": {"output": "sigmoid"},
+        "update_scheme": "ganlib",
     }
+    assert record["runs_finished"] == ["value_range", "batchnorm"]  # one seed: named by variant
     assert record["not_run"]["flatten"].startswith("identical to improved_as_run at 32 px")
     readme = (out / "README.md").read_text()
     assert "| value_range |" in readme and "| batchnorm |" in readme
@@ -223,8 +253,17 @@ def test_seed_claim_follows_the_anime_face_schedule():
     assert entry["epochs"] * entry["steps_per_epoch"] == 31_200
     assert entry["measure_every"] == 10
     assert (entry["image_size"], entry["width"]) == (64, 1.0)
-    models = [spec["model"] for spec in entry["variants"].values()]
-    assert models == ["baseline", "improved_as_run"]
+    variants = entry["variants"]
+    assert list(variants) == [
+        "baseline",
+        "improved_as_run",
+        "improved_full_view",
+        "improved_notebook",
+    ]
+    assert variants["improved_full_view"]["model_options"] == {"padding": "same"}
+    assert variants["improved_notebook"]["update_scheme"] == "notebook"
+    assert len(entry["seeds"]) >= 3  # a GAN comparison is over seeds
+    models = [spec["model"] for spec in variants.values()]
     for model in models:  # the notebook's rates: 1e-4 for both networks
         assert PRESETS[model]["d_learning_rate"] == PRESETS[model]["g_learning_rate"] == 1e-4
     lr_ratio = PRESETS[EXPERIMENTS["ablation"]["variants"]["lr_ratio"]["model"]]
@@ -264,6 +303,9 @@ def test_measurements_fill_the_logs_on_measured_epochs_only():
     assert logs["unrecognised"] == 0.5  # the strict decoder reads the faces, not the flat ones
     assert 0 < logs["coverage"] <= 16 / 2304
     assert logs["kid"] > 0.01  # half the samples flat: far from the real set
+    assert logs["kid_std"] > 0  # subsets of half the samples: a spread that means something
+    assert logs["variety"] > 0.8  # the faces it draws are as varied as real ones...
+    assert logs["precision"] < 0.75  # ...but half the samples lie off the real features
     assert callback.history == [(1, logs)]
     logs = {}
     callback.on_epoch_end(2, logs)
@@ -278,7 +320,8 @@ def test_measurements_without_extractor_or_decoder_measure_the_blank_share_only(
     callback.set_model(HalfBlank())
     values = callback.measure()
     assert values["blank_share"] == 0.5
-    assert all(math.isnan(values[key]) for key in ("kid", "kid_std", "coverage", "unrecognised"))
+    keys = ("kid", "kid_std", "coverage", "unrecognised", "variety", "precision", "recall")
+    assert all(math.isnan(values[key]) for key in keys)
     with pytest.raises(ValueError, match="both real_features and extractor"):
         Measurements(1, 8, extractor=colour_features)
     with pytest.raises(ValueError, match="every must be at least 1"):
@@ -299,7 +342,7 @@ def test_check_provenance_names_what_a_result_lacks(quick_result, tmp_path):
     (tmp_path / "provenance.json").write_text(json.dumps(broken))
     problems = " | ".join(check_provenance(tmp_path))
     assert "lacks 'commit'" in problems and "lacks 'device'" in problems
-    assert "history_baseline.csv" in problems  # finished, but no history beside it
+    assert "history_baseline_seed0.csv" in problems  # finished, but no history beside it
     assert "both quick and full" in problems
     (tmp_path / "big.bin").write_bytes(b"\0" * (MAX_RESULT_BYTES + 1))
     assert "more than" in " | ".join(check_provenance(tmp_path))
@@ -311,3 +354,55 @@ def test_the_command_with_an_unknown_name_is_one_line_exit_2(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("ganlib: error: unknown experiment 'nope'; choose one of ablation")
     assert error.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- grids, old results
+
+
+def test_grid_epochs_spreads_the_kept_epochs_evenly():
+    assert experiments.grid_epochs(range(200), 5) == [0, 50, 100, 149, 199]
+    assert experiments.grid_epochs(range(200), 1) == [199]
+    assert experiments.grid_epochs([0, 4, 9, 19], 21) == [0, 4, 9, 19]
+    assert experiments.grid_epochs([0, 4, 9, 19], 0) == []
+
+
+def test_grids_are_thinned_alike_for_every_run_to_fit_the_cap(tmp_path, monkeypatch):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    work, out = tmp_path / "work", tmp_path / "out"
+    runs = ["a_seed0", "b_seed0", "a_seed1"]
+    for run in runs:
+        (work / run / "samples").mkdir(parents=True)
+        for epoch in range(30):
+            noise = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8).repeat(2, 0).repeat(2, 1)
+            Image.fromarray(noise).save(work / run / "samples" / f"epoch_{epoch:04d}.png")
+    out.mkdir()
+    experiments._save_grid(work / "a_seed0" / "samples" / "epoch_0000.png", tmp_path / "one.png")
+    one = (tmp_path / "one.png").stat().st_size
+    # Room for about 13 halved grids: 3 runs x 4 epochs fit, 3 x 5 do not.
+    monkeypatch.setattr(experiments, "MAX_RESULT_BYTES", int(13 * one / 0.9))
+    kept = experiments._copy_grids(work, out, runs)
+    assert kept == [0, 10, 19, 29]
+    names = sorted(p.name for p in (out / "samples").iterdir())
+    assert names == sorted(f"{r}_epoch_{e:04d}.png" for r in runs for e in kept)
+    with Image.open(out / "samples" / f"a_seed0_epoch_{kept[0]:04d}.png") as picture:
+        assert picture.size == (40, 40)  # the nearest 2x enlargement undone, losslessly
+
+
+def test_a_result_recorded_before_runs_were_listed_is_continued(tmp_path):
+    """An older result names runs after variants; a new variant is added beside them."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    run_experiment("ablation", out, work=work, quick=True, kid=False, variants=["baseline"])
+    record = json.loads((out / "provenance.json").read_text())
+    old = {k: v for k, v in record.items() if k not in ("runs", "runs_finished", "processes")}
+    old["sessions"] = [{"command": "an older command", "seconds": 1.0}]
+    (out / "provenance.json").write_text(json.dumps(old))
+    import shutil
+
+    shutil.rmtree(work / "baseline")  # trained on another machine: only the history is here
+    new = run_experiment("ablation", out, work=work, quick=True, kid=False, variants=["full_view"])
+    assert new["runs_finished"] == ["baseline", "full_view"]
+    assert new["processes"][0]["command"] == "an older command"
+    assert (out / "samples" / "baseline_epoch_0001.png").is_file()  # its grids are kept
+    assert check_provenance(out) == []

@@ -196,3 +196,73 @@ def test_reading_imports_no_tensorflow():
         "import sys, ganlib.recorded; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- several seeds
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """Two variants, three seeds each, KID measured at four checkpoints."""
+    out = tmp_path / "seed-claim"
+    out.mkdir()
+    kids = {
+        ("a", 0): [NAN, 50.0, NAN, 40.0, NAN, 30.0, NAN, 20.0],
+        ("a", 1): [NAN, 60.0, NAN, 10.0, NAN, 10.0, NAN, 10.0],
+        ("a", 2): [NAN, 10.0, NAN, NAN, NAN, NAN, NAN, NAN],
+        ("b", 0): [NAN, 10.0, NAN, 90.0, NAN, 90.0, NAN, 90.0],
+        ("b", 1): [NAN, 10.0, NAN, 10.0, NAN, 10.0, NAN, 10.0],
+        ("b", 2): [NAN, 99.0, NAN, 1.0, NAN, 2.0, NAN, 3.0],
+    }
+    runs = {}
+    for (variant, seed), kid in kids.items():
+        run = f"{variant}_seed{seed}"
+        runs[run] = {"variant": variant, "seed": seed}
+        write_history(out / f"history_{run}.csv", _rows(kid, [0.0] * 8, [0.1] * 8))
+    record = _provenance(
+        runs=runs,
+        runs_finished=list(runs),
+        run_shared={"a_seed0": False, "b_seed2": True},
+        processes=[{"command": "first"}, {"command": "second"}],
+        grid_epochs=[0, 7],
+    )
+    del record["variants_finished"]
+    (out / "provenance.json").write_text(json.dumps(record))
+    return recorded.load_result(out)
+
+
+def test_window_mean_reads_the_last_measured_checkpoints(seeded):
+    history = seeded.histories["a_seed0"]
+    assert recorded.window_mean(history, "kid", last=3) == pytest.approx(30.0)
+    assert recorded.window_mean(history, "kid", last=1) == 20.0
+    assert recorded.window_mean(history, "kid", last=10) == pytest.approx(35.0)
+    assert recorded.window_mean(seeded.histories["a_seed2"], "kid") == 10.0  # one measured
+    assert math.isnan(recorded.window_mean(history, "not_a_column"))
+    with pytest.raises(ValueError, match="last must be"):
+        recorded.window_mean(history, "kid", last=0)
+
+
+def test_over_seeds_gives_each_seed_then_mean_and_range(seeded):
+    assert seeded.runs["b_seed1"] == {"variant": "b", "seed": 1}
+    table = recorded.over_seeds(seeded, "kid", last=3)
+    assert table["a"]["seeds"] == pytest.approx({0: 30.0, 1: 10.0, 2: 10.0})
+    assert table["a"]["mean"] == pytest.approx(50.0 / 3)
+    assert (table["a"]["min"], table["a"]["max"], table["a"]["n"]) == (10.0, 30.0, 3)
+    assert table["b"]["seeds"] == pytest.approx({0: 90.0, 1: 10.0, 2: 2.0})
+
+
+def test_seeds_better_counts_wins_seed_by_seed_and_ties_are_not_wins(seeded):
+    table = recorded.over_seeds(seeded, "kid", last=3)
+    assert recorded.seeds_better(table["a"], table["b"], higher_is_better=False) == (1, 3)
+    assert recorded.seeds_better(table["b"], table["a"], higher_is_better=False) == (1, 3)
+    assert recorded.seeds_better(table["a"], table["b"], higher_is_better=True) == (1, 3)
+    table["b"]["seeds"][0] = NAN
+    assert recorded.seeds_better(table["a"], table["b"], higher_is_better=False)[1] == 2
+
+
+def test_the_caption_counts_runs_seeds_processes_and_shared_timings(seeded):
+    caption = recorded.provenance_caption(seeded.provenance)
+    assert "6 runs (a, b; seeds 0, 1, 2)" in caption
+    assert "2 processes" in caption
+    assert "shared the machine while 1 of the runs trained (b_seed2)" in caption
+    assert "epochs 1, 8 (from 1)" in caption

@@ -37,10 +37,20 @@ def complete_record():
         "date": "2026-12-02T12:00:00+00:00",
         "wall_seconds": 5220.0,
         "settings": {"epochs": 200},
-        "variants_finished": ["baseline"],
+        "runs": {"baseline": {"variant": "baseline", "seed": 0}},
+        "runs_finished": ["baseline"],
+        "processes": [{"command": "python -m ganlib experiment seed-claim", "seconds": 5220.0}],
         "quick": False,
         "full": True,
     }
+
+
+def older_record():
+    """A provenance.json from before runs and processes were listed: variants and sessions."""
+    record = {k: v for k, v in complete_record().items() if k not in ("runs", "runs_finished")}
+    record["variants_finished"] = ["baseline"]
+    record["sessions"] = record.pop("processes")
+    return record
 
 
 def write_result(folder, record):
@@ -63,9 +73,17 @@ def test_a_missing_key_is_flagged(tmp_path, key):
     assert problems == [f"{tmp_path / 'r' / 'provenance.json'} lacks {key!r}"]
 
 
-@pytest.mark.parametrize("key", ["command", "commit", "device", "variants_finished"])
+def test_an_older_result_passes_with_its_own_keys_and_is_flagged_without_them(tmp_path):
+    assert check_provenance(write_result(tmp_path / "old", older_record())) == []
+    record = older_record()
+    del record["sessions"]
+    problems = check_provenance(write_result(tmp_path / "broken", record))
+    assert problems == [f"{tmp_path / 'broken' / 'provenance.json'} lacks 'sessions'"]
+
+
+@pytest.mark.parametrize("key", ["command", "commit", "device", "runs_finished"])
 def test_an_empty_value_is_flagged(tmp_path, key):
-    record = dict(complete_record(), **{key: [] if key == "variants_finished" else ""})
+    record = dict(complete_record(), **{key: [] if key == "runs_finished" else ""})
     assert any(repr(key) in problem for problem in check_provenance(write_result(tmp_path, record)))
 
 
