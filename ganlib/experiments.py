@@ -466,7 +466,8 @@ def _copy_grids(work, out, runs):
     A run's grids come from its run folder, or, for a run trained elsewhere, from those
     `out` already holds. Of the epochs every run has a grid for, 21, 11, 6, 5, 4, 3, 2
     or 1 spread evenly are kept: the most that leave the result folder within 90 % of
-    MAX_RESULT_BYTES, so every run shows the same epochs.
+    MAX_RESULT_BYTES, so every run shows the same epochs. (A run recorded by an older
+    ganlib whose grids were all left out shows none, and does not hold the others back.)
     """
     samples, kept = out / "samples", out / ".samples-before"
     shutil.rmtree(kept, ignore_errors=True)
@@ -484,7 +485,9 @@ def _copy_grids(work, out, runs):
                 if epoch.isdigit():
                     grids[int(epoch)] = path  # the run folder's, read last, win
         sources[run] = grids
-    available = set.intersection(*(set(g) for g in sources.values())) if sources else set()
+    # A run trained by an older ganlib may have had its grids left out: it shows none.
+    with_grids = [run for run in runs if sources[run]]
+    available = set.intersection(*(set(sources[run]) for run in with_grids)) if with_grids else set()
     chosen = []
     for count in (21, 11, 6, 5, 4, 3, 2, 1, 0):
         shutil.rmtree(samples, ignore_errors=True)
@@ -492,7 +495,7 @@ def _copy_grids(work, out, runs):
         if not chosen:
             break
         samples.mkdir(parents=True)
-        for run in runs:
+        for run in with_grids:
             for epoch in chosen:
                 _save_grid(sources[run][epoch], samples / f"{run}_epoch_{epoch:04d}.png")
         if _folder_bytes(out) - _folder_bytes(kept) <= MAX_RESULT_BYTES * 0.9:
@@ -816,6 +819,8 @@ def run_experiment(
         if run not in finished:
             shutil.copyfile(work / run / "history.csv", out / f"history_{run}.csv")
             finished.append(run)
+            # After every run, so that a process stopped later leaves a whole result.
+            grids = _copy_grids(work, out, [r for r in runs if r in finished])
         write_provenance()
     done = [r for r in runs if r in finished]
     grids = _copy_grids(work, out, done)

@@ -405,4 +405,13 @@ def test_a_result_recorded_before_runs_were_listed_is_continued(tmp_path):
     assert new["runs_finished"] == ["baseline", "full_view"]
     assert new["processes"][0]["command"] == "an older command"
     assert (out / "samples" / "baseline_epoch_0001.png").is_file()  # its grids are kept
+    # A run whose grids were all left out by an older ganlib holds the others' grids back no more.
+    for grid in (out / "samples").glob("baseline_*.png"):
+        grid.unlink()
+    again = run_experiment("ablation", out, work=work, quick=True, kid=False, variants=["full_view"])
+    assert again["grid_epochs"] == [0, 1]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "full_view_epoch_0000.png",
+        "full_view_epoch_0001.png",
+    ]
     assert check_provenance(out) == []
