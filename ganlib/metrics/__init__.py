@@ -3,7 +3,7 @@
 - `kid`, `fid` (distances.py): distances between two sets of feature vectors; NumPy only.
 - `InceptionFeatures`, `DomainFeatures` (features.py): images -> feature vectors.
 - `mode_coverage` (coverage.py): which toy-face factor combinations a generator draws; NumPy only.
-- `prdc` (prdc.py): precision, recall, density and coverage of feature vectors, fidelity and
+- `prdc` (precision_recall.py): precision, recall, density and coverage of feature vectors, fidelity and
   diversity apart; NumPy only.
 - `CalibratedDecoder` (calibrated.py): reads the factors of generated, degraded faces and refuses
   images that are not faces; `mode_coverage(..., decoder="calibrated")` uses it.
@@ -30,7 +30,7 @@ _EXPORTS = {
     "mode_coverage": "coverage",
     "NUM_COMBINATIONS": "coverage",
     "expected_distinct": "coverage",
-    "prdc": "prdc",
+    "prdc": "precision_recall",
     "KIDMonitor": "monitor",
     "blank_share": "blank",
     "sample_spread": "spread",

@@ -93,8 +93,8 @@ def expected_distinct(n) -> float:
     probability, so this is the mean number of occupied cells after n uniform draws;
     `mode_coverage`'s variety divides by it.
     """
-    if n < 0:
-        raise ValueError(f"n must be a non-negative count, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a whole number of images >= 0, got {n!r}")
     return NUM_COMBINATIONS * -math.expm1(n * math.log1p(-1.0 / NUM_COMBINATIONS))
 
 
