@@ -406,7 +406,8 @@ def improved_discriminator(
     dropped in training).
     padding: "published" (same, valid, valid, as run) never looks at the last 4 rows and
     columns of the image (`visible_pixels`); "same" pads all three convolutions, so every
-    pixel is seen, with the same parameter count (the "full view" of chapter 3).
+    pixel is seen, with the same parameter count under average pooling (the "full view" of
+    chapter 3; with "flatten" the larger last map feeds more weights into Dense 256).
     spectral_norm: wrap every Conv2D and Dense, the logit's too, in SpectralNormalization
     (chapter 4). minibatch_std: a `MinibatchStd` layer before the last Conv2D (chapter 4).
     """
@@ -624,6 +625,22 @@ def _axis_window(size, kernel, stride, dilation, padding):
     return out, max((out - 1) * stride + span - size, 0) // 2  # TensorFlow pads the end more
 
 
+# Layers that act on each position alone: visible_pixels walks past them.
+_POINTWISE_LAYERS = (
+    layers.Activation,
+    layers.LeakyReLU,
+    layers.ReLU,
+    layers.ELU,
+    layers.PReLU,
+    layers.BatchNormalization,
+    layers.Dropout,
+    layers.GaussianNoise,
+    layers.GaussianDropout,
+    layers.Rescaling,
+    layers.Identity,
+)
+
+
 def _spatial_windows(model):
     """The layers of discriminator `model` that map positions to positions, input first.
 
@@ -631,9 +648,12 @@ def _spatial_windows(model):
     or ((size, kernel, stride, dilation, padding) for rows, same for columns).
     Pointwise layers (activations, BatchNormalization, Dropout) are left out; the walk
     stops at the first layer whose output is not an image (Flatten, pooling, Dense).
+    Any other layer with an image output is a ValueError: a same-size layer that mixes
+    neighbours (DepthwiseConv2D, a nested model) would otherwise be read as pointwise.
     """
     windows = []
-    for layer in model.layers[1:]:
+    # Not model.layers[1:]: a Sequential model does not list its InputLayer.
+    for layer in (x for x in model.layers if not isinstance(x, layers.InputLayer)):
         inner = getattr(layer, "layer", layer)  # SpectralNormalization wraps its layer
         shape_in, shape_out = tuple(layer.input.shape), tuple(layer.output.shape)
         if len(shape_out) != 4:
@@ -651,10 +671,11 @@ def _spatial_windows(model):
                     for a in range(2)
                 )
             )
-        elif shape_in[1:3] != shape_out[1:3]:
+        elif not isinstance(inner, _POINTWISE_LAYERS) or shape_in[1:3] != shape_out[1:3]:
             raise ValueError(
-                f"visible_pixels cannot follow layer {layer.name!r} ({type(inner).__name__}), "
-                "which changes the image size; it knows Conv2D and 2-D pooling layers"
+                f"visible_pixels cannot follow layer {layer.name!r} ({type(inner).__name__}); "
+                "it knows Conv2D, 2-D pooling, MinibatchStd and pointwise layers "
+                "(activations, BatchNormalization, Dropout)"
             )
     return windows
 

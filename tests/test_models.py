@@ -466,13 +466,15 @@ def test_build_pair_routes_options_and_latent_dim():
         (("baseline", 128), {}, "32 or 64"),
         (("improved", 32), {"upsample": "bilinear"}, "nearest.*transposed"),
         (("improved", 32), {"pooling": "max"}, "average.*flatten"),
+        (("improved", 32), {"padding": "valid"}, "unknown padding 'valid'.*published.*same"),
+        (("baseline", 32), {"padding": "same"}, "unknown option 'padding'"),
         (("baseline", 32), {"upsample": "nearest"}, "unknown option 'upsample'"),
         (("cifar", 32), {"dropout": 0.3}, "unknown option 'dropout'"),
         (
             ("improved", 32),
             {"hidden": (8,)},
-            "valid options: batchnorm, dropout, minibatch_std, output, pooling, spectral_norm, "
-            "upsample",
+            "valid options: batchnorm, dropout, minibatch_std, output, padding, pooling, "
+            "spectral_norm, upsample",
         ),
         (
             ("improved", 32),
@@ -568,3 +570,217 @@ def test_cure_options_reach_the_discriminator(family):
         assert isinstance(discriminator.get_layer(name), layers.SpectralNormalization), name
     assert not any(isinstance(layer, layers.SpectralNormalization) for layer in plain.layers)
     assert "minibatch_std" not in [layer.name for layer in plain.layers]
+
+
+# --------------------------------------------------------------------------- what a discriminator sees (chapter 3)
+
+
+def _gradient_visible(model, n=4, seed=0):
+    """bool (h, w): pixels with a nonzero input gradient of the output, the reference.
+
+    |d output / d input| summed over n random images and the channels, in inference
+    mode; of the logit where the model has one, so that no saturated sigmoid can hide a
+    pixel. Independent of visible_pixels: TensorFlow's own backward pass.
+    """
+    import tensorflow as tf
+
+    names = [layer.name for layer in model.layers]
+    head = (
+        keras.Model(model.inputs[0], model.get_layer("logit").output) if "logit" in names else model
+    )
+    shape = tuple(model.inputs[0].shape[1:])
+    x = tf.constant(np.random.default_rng(seed).uniform(-1, 1, (n, *shape)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(head(x, training=False))
+    gradient = tape.gradient(total, x).numpy()
+    return np.abs(gradient).sum(axis=(0, 3)) > 0
+
+
+def _discriminator_cases():
+    cases = []
+    for size in (32, 64):
+        for family in ("baseline", "improved", "cifar", "hybrid"):
+            options = [{}, {"spectral_norm": True}, {"minibatch_std": True}]
+            if family == "improved":
+                options += [
+                    {"padding": "same"},
+                    {"pooling": "flatten"},
+                    {"dropout": False},
+                    {"padding": "same", "spectral_norm": True, "minibatch_std": True},
+                    {"padding": "same", "pooling": "flatten"},
+                ]
+            cases += [(family, size, option) for option in options]
+        cases += [("mlp", size, {}), ("mlp", size, {"spectral_norm": True})]
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("family", "image_size", "options"),
+    _discriminator_cases(),
+    ids=lambda value: (
+        "-".join(f"{k}={v}" for k, v in value.items()) or "plain"
+        if isinstance(value, dict)
+        else str(value)
+    ),
+)
+def test_visible_pixels_match_the_input_gradients_of_every_discriminator(
+    family, image_size, options
+):
+    _, discriminator = models.build_pair(family, image_size, width=0.25, **options)
+    visible = models.visible_pixels(discriminator)
+    assert visible.shape == (image_size, image_size) and visible.dtype == bool
+    np.testing.assert_array_equal(visible, _gradient_visible(discriminator))
+    published_improved = (
+        family == "improved"
+        and options.get("padding", "published") == "published"
+        and not options.get("minibatch_std")  # its batch statistic reads every position
+    )
+    if published_improved:
+        # the last 4 rows and columns, whatever the size: 1 - (s - 4)^2 / s^2 of the image
+        expected = np.zeros((image_size, image_size), bool)
+        expected[: image_size - 4, : image_size - 4] = True
+        np.testing.assert_array_equal(visible, expected)
+    else:
+        assert visible.all()
+
+
+@pytest.mark.parametrize(("image_size", "blind"), [(32, 0.234375), (64, 0.12109375)])
+def test_the_published_improved_discriminator_is_blind_to_its_last_four_rows_and_columns(
+    image_size, blind
+):
+    # 23.4 % of a 32 px image, 12.1 % of a 64 px one: the published model as typed in
+    # from the notebook (a Sequential, not ganlib's builder) and ganlib's at width 1
+    reference = _improved_reference_pair()[1] if image_size == 64 else None
+    for discriminator in filter(None, (reference, models.improved_discriminator(image_size))):
+        visible = models.visible_pixels(discriminator)
+        assert visible.shape == (image_size, image_size)
+        assert 1.0 - visible.mean() == blind
+        assert not visible[image_size - 4 :].any() and not visible[:, image_size - 4 :].any()
+        np.testing.assert_array_equal(visible, _gradient_visible(discriminator, n=2))
+    # what it cannot see cannot change its output, bit for bit; one seen pixel does
+    discriminator = models.improved_discriminator(image_size, width=0.25)
+    images = _images(3, image_size, seed=1)
+    scribbled = images.copy()
+    scribbled[:, image_size - 4 :] = _images(3, image_size, seed=2)[:, image_size - 4 :]
+    scribbled[:, :, image_size - 4 :] = _images(3, image_size, seed=3)[:, :, image_size - 4 :]
+    logits = keras.Model(discriminator.inputs[0], discriminator.get_layer("logit").output)
+    before = keras.ops.convert_to_numpy(logits(images, training=False))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(logits(scribbled, training=False)), before
+    )
+    seen = images.copy()
+    seen[:, image_size - 5, image_size - 5] += 0.5
+    assert not np.array_equal(keras.ops.convert_to_numpy(logits(seen, training=False)), before)
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("width", [1.0, 0.25])
+def test_same_padding_sees_every_pixel_with_exactly_the_published_parameters(image_size, width):
+    published = models.improved_discriminator(image_size, width=width)
+    full = models.improved_discriminator(image_size, width=width, padding="same")
+    assert full.name == f"improved_discriminator_{image_size}_samepad"
+    assert published.name == f"improved_discriminator_{image_size}"
+    assert models.visible_pixels(full).all()
+    assert full.count_params() == published.count_params()
+    if width == 1.0:
+        assert full.count_params() == 547_969  # the published count, at both sizes
+    assert [full.get_layer(f"conv_{i}").padding for i in range(3)] == ["same"] * 3
+    assert [published.get_layer(f"conv_{i}").padding for i in range(3)] == [
+        "same",
+        "valid",
+        "valid",
+    ]
+    # the same weights fit both, layer for layer
+    full.set_weights(published.get_weights())
+    _check_discriminator(full, image_size)
+    # only the discriminator changes when build_pair is asked for the full view
+    generator, discriminator = models.build_pair("improved", image_size, width=0.25, padding="same")
+    assert discriminator.name.endswith("_samepad") and generator.name.endswith(f"_{image_size}")
+
+
+def _window_model(shape, specs):
+    """A small model of spatial layers from `specs`, then Flatten and a 'logit' Dense."""
+    inputs = keras.Input(shape)
+    x = inputs
+    for kind, *args in specs:
+        if kind == "conv":
+            kernel, stride, padding, dilation = args
+            x = layers.Conv2D(4, kernel, strides=stride, padding=padding, dilation_rate=dilation)(x)
+            x = layers.LeakyReLU(0.2)(x)
+        else:
+            pool = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
+            size, stride, padding = args
+            x = pool(size, strides=stride, padding=padding)(x)
+    x = layers.Flatten()(x)
+    return keras.Model(inputs, layers.Dense(1, name="logit")(x))
+
+
+@pytest.mark.parametrize(
+    ("shape", "specs", "blind_rows"),
+    [
+        # a valid convolution whose windows stop one pixel short
+        ((18, 18, 3), [("conv", 3, 2, "valid", 1)], [17]),
+        # an even kernel with same padding (TensorFlow pads the end more), then a valid stride
+        ((20, 20, 3), [("conv", 4, 2, "same", 1), ("conv", 3, 3, "valid", 1)], [19]),
+        # a dilated convolution, then pooling that leaves its last output out
+        ((21, 21, 3), [("conv", 3, 1, "valid", 2), ("avg", 2, 2, "valid")], [20]),
+        # a 1x1 kernel with stride 2 looks at every other pixel only
+        ((10, 10, 3), [("conv", 1, 2, "same", 1)], [1, 3, 5, 7, 9]),
+        # windows of 2 every 3 pixels: holes inside the image, not only at its edge
+        ((16, 16, 3), [("conv", 1, 1, "valid", 1), ("max", 2, 3, "valid")], [2, 5, 8, 11, 14, 15]),
+        # a dilated same convolution seen through a stride-4 sampling
+        ((12, 12, 3), [("conv", 3, 1, "same", 3), ("conv", 1, 4, "valid", 1)], [2, 6, 9, 10]),
+        # same-padded pooling with an odd window and stride
+        ((15, 15, 3), [("avg", 3, 2, "same"), ("conv", 2, 3, "valid", 1)], [4, 10]),
+        # rows and columns differ: the axes must not be swapped
+        ((18, 20, 3), [("conv", (3, 5), (2, 3), "valid", 1)], [17]),
+    ],
+)
+def test_visible_pixels_follows_kernel_stride_padding_and_dilation(shape, specs, blind_rows):
+    model = _window_model(shape, specs)
+    visible = models.visible_pixels(model)
+    assert visible.shape == shape[:2]
+    # max pooling passes gradient to each window's largest value only: many images
+    np.testing.assert_array_equal(visible, _gradient_visible(model, n=32))
+    assert sorted(np.flatnonzero(~visible.any(axis=1))) == blind_rows
+    if shape[:2] == (18, 20):  # columns: windows of 5 every 3 on 20 -> 6 windows, 0..19 seen
+        assert visible[:17].all() and visible.any(axis=0).all()
+
+
+def test_visible_pixels_of_a_minibatch_std_layer_is_everything_before_it():
+    inputs = keras.Input((12, 12, 3))
+    x = layers.Conv2D(4, 3, strides=2, padding="valid")(inputs)  # 5x5, row 11 unseen so far
+    x = models.MinibatchStd()(x)
+    x = layers.Conv2D(4, 1, strides=5, padding="valid")(x)  # 1x1 of position 0 only
+    model = keras.Model(inputs, layers.Dense(1, name="logit")(layers.Flatten()(x)))
+    visible = models.visible_pixels(model)
+    expected = np.zeros((12, 12), bool)
+    expected[:11, :11] = True  # the std reads all 5x5 positions, which see rows 0..10
+    np.testing.assert_array_equal(visible, expected)
+    np.testing.assert_array_equal(visible, _gradient_visible(model))
+
+
+def test_visible_pixels_refuses_models_it_cannot_read():
+    vector = models.mlp_discriminator(data_shape=(2,))
+    with pytest.raises(ValueError, match=r"needs a model of images \(n, s, s, c\)"):
+        models.visible_pixels(vector)
+    inputs = keras.Input((None, None, 3))
+    any_size = keras.Model(inputs, layers.GlobalAveragePooling2D()(layers.Conv2D(2, 3)(inputs)))
+    with pytest.raises(ValueError, match="needs a model of images"):
+        models.visible_pixels(any_size)
+    # layers that move pixels around, whether or not they change the image size: a
+    # silent answer would be wrong (a 3x3 depthwise window reaches the odd pixels that
+    # the stride-2 sampling after it skips; see the test above)
+    for name, layer in (
+        ("crop", layers.Cropping2D(1, name="crop")),
+        ("up", layers.UpSampling2D(2, name="up")),
+        ("depthwise", layers.DepthwiseConv2D(3, padding="same", name="depthwise")),
+        ("separable", layers.SeparableConv2D(4, 3, padding="same", name="separable")),
+        ("transposed", layers.Conv2DTranspose(4, 3, padding="same", name="transposed")),
+    ):
+        inputs = keras.Input((10, 10, 3))
+        x = layers.Conv2D(2, 1, strides=2)(layer(inputs))
+        model = keras.Model(inputs, layers.Dense(1, name="logit")(layers.Flatten()(x)))
+        with pytest.raises(ValueError, match=f"cannot follow layer '{name}'"):
+            models.visible_pixels(model)
