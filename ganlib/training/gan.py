@@ -137,6 +137,23 @@ def check_loss_options(
             raise ValueError(f"{what} must be a number >= 0 (0 turns it off), got {value!r}")
 
 
+def check_update_scheme(update_scheme="ganlib", loss="bce", r1_gamma=0.0, augmented=False):
+    """ValueError unless update_scheme is valid with these `GAN.compile` settings (chapter 3).
+
+    "notebook" is the anime-face notebook's plain "bce" iteration: no other loss, no R1
+    penalty, no augmenter (augmented: whether the GAN has one).
+    """
+    if update_scheme not in UPDATE_SCHEMES:
+        raise ValueError(
+            f"update_scheme must be one of {', '.join(UPDATE_SCHEMES)}, got {update_scheme!r}"
+        )
+    if update_scheme == "notebook" and (loss != "bce" or r1_gamma or augmented):
+        raise ValueError(
+            'update_scheme="notebook" is the anime-face notebook\'s plain "bce" iteration; '
+            "use it without another loss, R1 or an augmenter"
+        )
+
+
 def steps_per_call(steps_per_epoch, done=0, limit=8):
     """Training steps per call into TensorFlow, Keras's steps_per_execution (chapter 5).
 
@@ -373,17 +390,7 @@ class GAN(keras.Model):
         noise vectors; "bce" loss only, without R1 or an augmenter.
         """
         check_loss_options(loss, gp_weight, r1_gamma, label_smoothing, label_noise)
-        if update_scheme not in UPDATE_SCHEMES:
-            raise ValueError(
-                f"update_scheme must be one of {', '.join(UPDATE_SCHEMES)}, got {update_scheme!r}"
-            )
-        if update_scheme == "notebook" and (
-            loss != "bce" or r1_gamma or self.augmenter is not None
-        ):
-            raise ValueError(
-                'update_scheme="notebook" is the anime-face notebook\'s plain "bce" iteration; '
-                "use it without another loss, R1 or an augmenter"
-            )
+        check_update_scheme(update_scheme, loss, r1_gamma, self.augmenter is not None)
         if jit_compile == "auto":
             jit_compile = use_xla("auto")
         super().compile(

@@ -41,7 +41,7 @@ from ganlib.training.devices import (
     use_xla,
     worker_run_dir,
 )
-from ganlib.training.gan import GAN, UPDATE_SCHEMES, check_loss_options, steps_per_call
+from ganlib.training.gan import GAN, check_loss_options, check_update_scheme, steps_per_call
 from ganlib.training.presets import PRESETS
 
 RUN_KEYS = (
@@ -462,10 +462,7 @@ def train(
     ada_options = _ada_options(ada, ada_target, ada_integration_steps)
     # Checked before run.json is written; with another loss the preset's label tricks go.
     check_loss_options(loss, gp_weight, r1_gamma, label_smoothing or 0.0)
-    if update_scheme not in UPDATE_SCHEMES:
-        raise ValueError(
-            f"update_scheme must be one of {', '.join(UPDATE_SCHEMES)}, got {update_scheme!r}"
-        )
+    check_update_scheme(update_scheme, loss, r1_gamma, augmented=bool(ada))
     cures = dict(
         loss=loss,
         gp_weight=gp_weight,
