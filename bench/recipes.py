@@ -16,17 +16,27 @@ Per row:
     resource.getrusage, before and after `ganlib.train`; scoring excluded). On a shared
     machine the CPU time is the fair figure; on 2 quiet cores the wall time is about half
     of it when TensorFlow keeps both busy.
-  - faces: share of `--samples` generated images (seed 1) that the calibrated decoder
-    (ganlib.metrics.CalibratedDecoder, via mode_coverage(decoder="calibrated")) reads as
-    faces, i.e. 1 - unrecognised.
+  - faces ("read as faces", fidelity): share of `--samples` generated images (seed 1)
+    that the calibrated decoder (ganlib.metrics.CalibratedDecoder, via
+    mode_coverage(decoder="calibrated")) reads as faces, i.e. 1 - unrecognised.
   - coverage / real: the samples' mode coverage divided by that of as many real faces
-    (data.toy_faces(samples, 32, seed=123)) read by the same decoder.
+    (data.toy_faces(samples, 32, seed=123)) read by the same decoder. It mixes "is it a
+    face" with "how varied are the faces": it falls when fewer samples are read as faces
+    even if those that are stay as varied.
+  - variety (diversity): distinct combinations among the recognised samples over what as
+    many real faces reach (mode_coverage's variety); about 1 when the faces drawn are as
+    varied as the data, whatever share of the samples they are; "-" when none is read.
+  - precision (fidelity) and recall (diversity): metrics.prdc with k=5 on the
+    DomainFeatures of the samples against those of the real faces.
   - KID: against those real faces, DomainFeatures(image_size=32).
+A drop in faces or precision is a loss of fidelity; only variety and recall say whether
+the samples lost variety (a collapse).
 Goals of a quick recipe: CPU <= 10 min (5 min wall on 2 cores), faces >= 50 %, coverage /
 real >= 50 %. Prints a table; --record writes its rows into the "Quality per CPU minute"
 section of bench/RESULTS.md (rows of the same recipe and stage are replaced).
 --quick: tiny recipes (64 faces, a few steps, 64 samples) that check the script in
-seconds; --record is refused with it.
+seconds; --record is refused with it. A table recorded before variety, precision and
+recall were measured keeps its rows, with "-" in those columns.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import resource
 import sys
@@ -51,17 +62,31 @@ SECTION_TEXT = (
     "each from scratch with seed 0, then 1,000 samples scored. wall and CPU: the training "
     "only (CPU = user + system time of the process; on 2 quiet cores the wall time is about "
     "half of it, on a shared machine the wall time is inflated by the load given in the "
-    "device column). faces = share of the samples the calibrated decoder reads as a face; "
-    "coverage / real = their mode coverage over that of 1,000 real faces read by the same "
-    "decoder; KID against those real faces with DomainFeatures (lower is better; real against real scatters around 0). (live) = the "
-    "generator being trained, the figures of the same recipe without --ema; (EMA) = its "
-    "EMA copy. Goals: CPU <= 10 min, faces >= 50 %, coverage / real >= 50 %."
+    "device column). read as faces = share of the samples the calibrated decoder reads as "
+    "a face; coverage / real = their mode coverage over that of 1,000 real faces read by "
+    "the same decoder (it falls with the faces read as well as with their variety); "
+    "variety = distinct factor combinations among the faces read over what as many real "
+    "faces reach (about 1 when they are as varied as the data, whatever their share; - "
+    "when none is read); precision and recall = ganlib.metrics.prdc (k=5) on DomainFeatures "
+    "against the real faces. read as faces and precision measure fidelity, variety and "
+    "recall diversity: a drop in faces read is not a collapse. KID against those real "
+    "faces with DomainFeatures (lower is better; real against real scatters around 0). "
+    "(live) = the generator being trained, the figures of the same recipe without --ema; "
+    "(EMA) = its EMA copy. Goals: CPU <= 10 min, read as faces >= 50 %, coverage / real "
+    ">= 50 %. Rows recorded before variety, precision and recall were measured show - there."
 )
 TABLE_HEADER = (
+    "| date | device | recipe | options | steps | wall (s) | CPU (min) | read as faces | "
+    "coverage / real | variety | precision | recall | KID | goals |"
+)
+TABLE_RULE = "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+# The table as recorded before variety, precision and recall: its rows get "-" there.
+OLD_TABLE_HEADER = (
     "| date | device | recipe | options | steps | wall (s) | CPU (min) | faces | "
     "coverage / real | KID | goals |"
 )
-TABLE_RULE = "|---|---|---|---|---|---|---|---|---|---|---|"
+NEW_COLUMNS_AFTER = 9  # "coverage / real" is the 9th column
+NEW_COLUMNS = 3
 
 # name: (what it is, train() keywords, epochs at which it is scored). Every recipe trains
 # the toy faces at 32 px with seed 0; "data" is the SOURCE string.
@@ -147,6 +172,7 @@ QUICK_RECIPES = {
     ),
 }
 DEFAULT_SAMPLES = 1000
+PRDC_K = 5  # the neighbour that sets each ball's radius in metrics.prdc
 GOALS = {"cpu_min": 10.0, "faces": 0.5, "coverage_ratio": 0.5}
 
 
@@ -186,7 +212,8 @@ class Scorer:
 
         self.metrics = metrics
         self.real, _ = data.toy_faces(samples, 32, seed=123)
-        self.real_coverage = metrics.mode_coverage(self.real, decoder="calibrated")["coverage"]
+        real = metrics.mode_coverage(self.real, decoder="calibrated")
+        self.real_coverage, self.real_variety = real["coverage"], real["variety"]
         self.features = metrics.DomainFeatures(image_size=32)
         self.real_features = self.features(self.real)
 
@@ -196,10 +223,18 @@ class Scorer:
         coverage = self.metrics.mode_coverage(images, value_range, decoder="calibrated")
         fake_features = self.features(to_uint8(images, value_range))
         kid_mean, kid_std = self.metrics.kid(self.real_features, fake_features)
+        scores = self.metrics.prdc(self.real_features, fake_features, k=PRDC_K)
+        variety = coverage["variety"]
         return {
             "faces": 1.0 - coverage["unrecognised"],
             "coverage": coverage["coverage"],
             "coverage_ratio": coverage["coverage"] / self.real_coverage,
+            # None (null in JSON, "-" in the tables) when no sample is read as a face
+            "variety": None if math.isnan(variety) else variety,
+            "precision": scores["precision"],
+            "recall": scores["recall"],
+            "density": scores["density"],
+            "nn_coverage": scores["coverage"],
             "kid": kid_mean,
             "kid_std": kid_std,
             "histograms": {k: v.tolist() for k, v in coverage["histograms"].items()},
@@ -262,9 +297,13 @@ def run_recipe(name, recipe, scorer, samples, folder, verbose=0) -> list[dict]:
 
 def header() -> str:
     return (
-        f"{'recipe':<22} {'steps':>6} {'wall s':>7} {'CPU min':>8} {'faces':>6} "
-        f"{'cov/real':>8} {'KID':>8}  goals"
+        f"{'recipe':<22} {'steps':>6} {'wall s':>7} {'CPU min':>8} {'as faces':>8} "
+        f"{'cov/real':>8} {'variety':>7} {'prec':>6} {'recall':>6} {'KID':>8}  goals"
     )
+
+
+def variety_text(result) -> str:
+    return "-" if result["variety"] is None else f"{result['variety']:.2f}"
 
 
 def label(result) -> str:
@@ -274,7 +313,8 @@ def label(result) -> str:
 def line(result) -> str:
     return (
         f"{label(result):<22} {result['steps']:>6} {result['wall_s']:7.0f} "
-        f"{result['cpu_min']:8.2f} {result['faces']:6.1%} {result['coverage_ratio']:8.1%} "
+        f"{result['cpu_min']:8.2f} {result['faces']:8.1%} {result['coverage_ratio']:8.1%} "
+        f"{variety_text(result):>7} {result['precision']:6.1%} {result['recall']:6.1%} "
         f"{result['kid']:8.1f}  {'met' if result['goals_met'] else 'not met'}"
     )
 
@@ -283,14 +323,44 @@ def row(result, today, dev) -> str:
     return (
         f"| {today} | {dev} | {label(result)} | `{result['options']}` | {result['steps']} "
         f"| {result['wall_s']:.0f} | {result['cpu_min']:.2f} | {100 * result['faces']:.1f} % "
-        f"| {100 * result['coverage_ratio']:.1f} % | {result['kid']:.1f} "
+        f"| {100 * result['coverage_ratio']:.1f} % | {variety_text(result)} "
+        f"| {100 * result['precision']:.1f} % | {100 * result['recall']:.1f} % | {result['kid']:.1f} "
         f"| {'met' if result['goals_met'] else 'not met'} |"
     )
 
 
+def widen_old_table(text: str) -> str:
+    """`text` with the section's table, if recorded before variety, precision and recall, in
+    today's columns: its rows keep their figures, with "-" in the three new columns."""
+    lines = text.split("\n")
+    if SECTION not in lines:
+        return text
+    start = lines.index(SECTION)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    if OLD_TABLE_HEADER not in lines[start:end]:
+        return text
+    at = lines.index(OLD_TABLE_HEADER, start)
+    lines[at], lines[at + 1] = TABLE_HEADER, TABLE_RULE
+    for i in range(at + 2, end):
+        if lines[i].startswith("|"):
+            cells = lines[i].split("|")  # "", date, ..., goals, ""
+            split = 1 + NEW_COLUMNS_AFTER
+            lines[i] = "|".join(cells[:split] + [" - "] * NEW_COLUMNS + cells[split:])
+    return "\n".join(lines)
+
+
 def record(rows: list[str], results: Path | None = None) -> None:
-    """Put `rows` into the section's table; an older row of the same recipe label goes."""
+    """Put `rows` into the section's table; an older row of the same recipe label goes.
+
+    A table recorded before variety, precision and recall is widened first, so that
+    its rows stay (`write_table_section` drops the rows of a table with another header).
+    """
     results = RESULTS if results is None else Path(results)
+    if results.exists():
+        text = results.read_text()
+        widened = widen_old_table(text)
+        if widened != text:
+            results.write_text(widened)
 
     def key(table_row):
         return table_row.split("|")[3].strip()
@@ -317,10 +387,13 @@ def main(argv=None) -> int:
     if args.quick and args.record and args.results_file == RESULTS:
         parser.error("--quick rows are not benchmark figures; pass --results-file to test --record")
     samples = args.samples or (64 if args.quick else DEFAULT_SAMPLES)
+    if samples <= PRDC_K:
+        parser.error(f"--samples must be more than {PRDC_K} (precision and recall need them)")
     dev = cpu_description()
     scorer = Scorer(samples)
     print(
-        f"real faces: coverage {scorer.real_coverage:.4f} ({samples} read by the calibrated decoder)"
+        f"real faces: coverage {scorer.real_coverage:.4f}, variety {scorer.real_variety:.2f} "
+        f"({samples} read by the calibrated decoder)"
     )
     print(header())
     results = []
@@ -340,6 +413,7 @@ def main(argv=None) -> int:
             "device": dev,
             "samples": samples,
             "real_coverage": scorer.real_coverage,
+            "real_variety": scorer.real_variety,
             "goals": GOALS,
             "results": results,
             "rows": rows,

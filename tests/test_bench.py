@@ -186,7 +186,7 @@ def test_gpu_script_parses():
     subprocess.run(["bash", "-n", str(BENCH / "gpu.sh")], check=True, timeout=30)
 
 
-def test_recipes_quick_writes_json_and_replaces_its_rows(tmp_path, results_copy):
+def test_recipes_quick_writes_json_and_replaces_its_rows(tmp_path, results_copy, recipes):
     out = tmp_path / "recipes.json"
     command = [
         sys.executable, str(BENCH / "recipes.py"), "--quick", "--record",
@@ -205,18 +205,189 @@ def test_recipes_quick_writes_json_and_replaces_its_rows(tmp_path, results_copy)
     assert [r["steps"] for r in record["results"]] == [2, 2, 4, 4]
     for r in record["results"]:
         assert 0.0 <= r["faces"] <= 1.0 and r["coverage_ratio"] >= 0.0 and r["cpu_min"] > 0
+        # fidelity and diversity apart: variety (None when no face is read), prdc
+        assert r["variety"] is None or r["variety"] >= 0.0
+        assert r["variety"] is not None or r["faces"] == 0.0
+        for key in ("precision", "recall", "nn_coverage"):
+            assert 0.0 <= r[key] <= 1.0, key
+        assert r["density"] >= 0.0
         assert r["goals_met"] is False  # 4 steps make no faces
     assert "--ema" not in record["results"][0]["options"]
     assert "--ema 0.99" in record["results"][1]["options"]
     assert 0.0 < record["real_coverage"] <= 1.0
+    assert record["real_variety"] == pytest.approx(1.0, abs=0.25)  # 64 real faces
+    for row in record["rows"]:
+        assert row.count("|") == 15  # the table's 14 columns
     lines = results_copy.read_text().splitlines()
     section = lines.index("## Quality per CPU minute (bench/recipes.py)")
     assert lines.index("## GPU") > section  # the GPU section stays last
     assert [line for line in lines if line in record["rows"]] == record["rows"]
     assert sum(line.startswith("| date | device | recipe |") for line in lines) == 1
-    # everything that was there is still there, in order
+    assert _RECIPES_HEADER in lines and recipes.SECTION_TEXT in lines
+    # everything that was there is still there, in order (the section's text is today's);
+    # rows recorded before variety, precision and recall with "-" in those columns
     kept = iter(lines)
-    assert all(any(line == other for other in kept) for line in before.splitlines())
+    assert all(
+        any(line == other for other in kept)
+        for line in _widened(before).splitlines()
+        if not line.startswith("Recipes for a quick toy-face run on a CPU")
+    )
+
+
+_OLD_RECIPES_HEADER = (
+    "| date | device | recipe | options | steps | wall (s) | CPU (min) | faces | "
+    "coverage / real | KID | goals |"
+)
+_RECIPES_HEADER = (
+    "| date | device | recipe | options | steps | wall (s) | CPU (min) | read as faces | "
+    "coverage / real | variety | precision | recall | KID | goals |"
+)
+
+
+def _widened(text):
+    """`text` as it should read once the recipes table has today's columns (written out here)."""
+    out, in_old_table = [], False
+    for line in text.splitlines():
+        if line == _OLD_RECIPES_HEADER:
+            in_old_table = True
+            out.append(_RECIPES_HEADER)
+        elif in_old_table and line.startswith("|---"):
+            out.append("|---" * 14 + "|")
+        elif in_old_table and line.startswith("|"):
+            cells = line.split("|")
+            out.append("|".join([*cells[:10], " - ", " - ", " - ", *cells[10:]]))
+        else:
+            in_old_table = False
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture(scope="module")
+def recipes():
+    """bench/recipes.py as a module (it imports bench/machine.py as a sibling)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import recipes as module
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def _result(**changes):
+    result = {
+        "recipe": "hybrid",
+        "generator": "live",
+        "epochs": 4,
+        "steps": 1200,
+        "options": "--data toy-faces --model hybrid --epochs 4",
+        "wall_s": 300.0,
+        "cpu_min": 9.5,
+        "faces": 0.28,
+        "coverage_ratio": 0.3,
+        "variety": 0.87,
+        "precision": 0.312,
+        "recall": 0.755,
+        "kid": 42.0,
+        "goals_met": False,
+    }
+    return {**result, **changes}
+
+
+def test_recipes_rows_and_lines_show_fidelity_and_diversity_apart(recipes):
+    header = [cell.strip() for cell in recipes.TABLE_HEADER.split("|")[1:-1]]
+    assert recipes.TABLE_HEADER == _RECIPES_HEADER
+    assert recipes.TABLE_RULE == "|---" * len(header) + "|"
+    row = recipes.row(_result(), "2026-12-06", "CPU, 2 cores")
+    cells = dict(zip(header, (cell.strip() for cell in row.split("|")[1:-1]), strict=True))
+    assert cells["read as faces"] == "28.0 %" and cells["coverage / real"] == "30.0 %"
+    assert cells["variety"] == "0.87"
+    assert (cells["precision"], cells["recall"]) == ("31.2 %", "75.5 %")
+    assert cells["KID"] == "42.0" and cells["goals"] == "not met"
+    line = recipes.line(_result())
+    for shown in ("28.0%", "30.0%", "0.87", "31.2%", "75.5%", "42.0"):
+        assert shown in line
+    assert line.index("30.0%") < line.index("0.87") < line.index("31.2%") < line.index("42.0")
+    for word in ("as faces", "cov/real", "variety", "prec", "recall", "KID"):
+        assert word in recipes.header()
+    # no face read: no variety to speak of
+    row = recipes.row(_result(variety=None, faces=0.0), "2026-12-06", "CPU, 2 cores")
+    assert row.split("|")[1:-1][header.index("variety")].strip() == "-"
+    assert " - " in recipes.line(_result(variety=None))
+
+
+def test_recording_into_a_table_from_before_variety_keeps_its_rows(tmp_path, recipes):
+    old_rows = [
+        "| 2026-12-02 | CPU, 2 cores | cifar, 2 ep (live) | `--model cifar --epochs 2` | 780 "
+        "| 400 | 4.10 | 1.6 % | 0.6 % | 1210.9 | not met |",
+        "| 2026-12-02 | CPU, 2 cores | hybrid, 4 ep (live) | `--model hybrid --epochs 4` | 1560 "
+        "| 650 | 8.00 | 55.0 % | 40.1 % | 20.5 | not met |",
+    ]
+    text = "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            "## Quality per CPU minute (bench/recipes.py)",
+            "",
+            "Old text.",
+            "",
+            _OLD_RECIPES_HEADER,
+            "|---" * 11 + "|",
+            *old_rows,
+            "",
+            "## GPU",
+            "",
+            "No GPU figure is recorded yet.",
+            "",
+        ]
+    )
+    results = tmp_path / "RESULTS.md"
+    results.write_text(text)
+    new = recipes.row(
+        _result(recipe="hybrid", epochs=4, generator="live"), "2026-12-06", "CPU, 2 cores"
+    )
+    for _ in range(2):  # a second record replaces the row, and widens nothing twice
+        recipes.record([new], results)
+        lines = results.read_text().splitlines()
+        assert _RECIPES_HEADER in lines and _OLD_RECIPES_HEADER not in lines
+        assert "|---" * 14 + "|" in lines
+        # the cifar row stays, its figures where they were, "-" where nothing was measured
+        cifar = [line for line in lines if "cifar, 2 ep" in line]
+        assert cifar == [
+            "| 2026-12-02 | CPU, 2 cores | cifar, 2 ep (live) | `--model cifar --epochs 2` | 780 "
+            "| 400 | 4.10 | 1.6 % | 0.6 % | - | - | - | 1210.9 | not met |"
+        ]
+        # the hybrid row of the same label is replaced by the new one
+        assert [line for line in lines if "hybrid, 4 ep (live)" in line] == [new]
+        assert lines[-3:] == ["## GPU", "", "No GPU figure is recorded yet."]
+        assert lines.index("## GPU") > lines.index(new)
+    # a file already in today's columns is left alone by the widening
+    assert recipes.widen_old_table(results.read_text()) == results.read_text()
+
+
+def test_the_scorer_tells_fewer_faces_from_less_varied_faces(recipes):
+    """A sample with half its images unreadable loses fidelity, not variety; a sample
+    of two hair colours in eight loses variety and recall, not fidelity."""
+    from ganlib.data import toy_faces
+
+    samples = 400
+    scorer = recipes.Scorer(samples)
+    faces, factors = toy_faces(2000, 32, seed=5)
+    same = faces[:samples]
+    grey = same.copy()
+    grey[::2] = 128  # flat grey: not a face
+    narrow = faces[factors[:, 0] < 2][:samples]
+    assert len(narrow) == samples
+    like, fewer, less_varied = scorer(same, None), scorer(grey, None), scorer(narrow, None)
+    assert like["faces"] > 0.95 and like["variety"] == pytest.approx(1.0, abs=0.1)
+    assert like["precision"] > 0.9 and like["recall"] > 0.9
+    # fewer faces: the old coverage halves, variety and recall stay
+    assert fewer["faces"] == pytest.approx(0.5, abs=0.03)
+    assert fewer["coverage_ratio"] < 0.65 * like["coverage_ratio"]
+    assert fewer["variety"] == pytest.approx(1.0, abs=0.1)
+    assert fewer["precision"] < 0.6 and fewer["recall"] > 0.9
+    # less varied faces: variety and recall fall, fidelity stays
+    assert less_varied["faces"] > 0.95 and less_varied["precision"] > 0.9
+    assert less_varied["variety"] < 0.85 and less_varied["recall"] < 0.6
 
 
 def test_recipes_quick_refuses_to_record_into_the_real_results():
