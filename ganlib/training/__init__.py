@@ -41,6 +41,8 @@ _EXPORTS = {
     "train_on_batch_loop": "notebook_loop",
     "MODES": "modes",
     "book_mode": "modes",
+    "is_smoke_run": "modes",
+    "smoke_budget": "modes",
     "gpu_minutes": "modes",
     "mode_table": "modes",
 }

@@ -15,7 +15,20 @@ import tensorflow as tf
 
 
 def _accelerator():
-    """ "tpu", "gpu" or "cpu": what the default devices of this process are."""
+    """ "tpu", "gpu" or "cpu": what the default devices of this process are.
+
+    GANLIB_ASSUME_ACCELERATOR=gpu (or tpu) makes the "auto" choices of mixed precision
+    and XLA those of that device while running on the CPU: the smoke tests use it to
+    run the GPU's dtype and compilation paths where no GPU is (slowly).
+    """
+    assumed = os.environ.get("GANLIB_ASSUME_ACCELERATOR", "").strip().lower()
+    if assumed:
+        if assumed not in ("gpu", "tpu", "cpu"):
+            raise ValueError(
+                f"GANLIB_ASSUME_ACCELERATOR must be gpu, tpu or cpu, got {assumed!r}; unset it "
+                "to use the devices TensorFlow sees"
+            )
+        return assumed
     if tf.config.list_logical_devices("TPU"):
         return "tpu"
     if tf.config.list_logical_devices("GPU"):

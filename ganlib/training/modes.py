@@ -5,13 +5,22 @@ CPU (minutes, small networks, toy faces), "gpu-short" when TensorFlow sees a GPU
 (long enough for the chapter's claim, at the published sizes), and "full" only
 when the reader writes it (the published schedule, hours on a T4).
 `gpu_minutes` turns a number of updates into the minutes a reader should expect.
+
+Two environment variables steer a whole chapter without editing it:
+GANLIB_BOOK_MODE=quick|gpu-short|full overrides the automatic choice, and
+GANLIB_SMOKE=1 makes `smoke_budget(value, smallest)` return `smallest`, so that
+every code path of a mode runs once in seconds (`is_smoke_run`).
 """
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "MODES",
     "book_mode",
+    "is_smoke_run",
+    "smoke_budget",
     "gpu_minutes",
     "mode_table",
     "A100_SECONDS_PER_UPDATE",
@@ -31,10 +40,19 @@ T4_SLOWDOWN = 19.5 / 8.1
 def book_mode(mode="auto"):
     """The chapter's MODE: "quick", "gpu-short" or "full"; "auto" picks by device (chapter 3).
 
-    "auto": "gpu-short" when TensorFlow sees a GPU, else "quick". "full" is never
-    chosen automatically: it runs the published schedule, which takes hours.
+    "auto": the GANLIB_BOOK_MODE environment variable when it is set, else
+    "gpu-short" when TensorFlow sees a GPU, else "quick". "full" is never chosen by
+    the device: it runs the published schedule, which takes hours.
     """
     if mode == "auto":
+        chosen = os.environ.get("GANLIB_BOOK_MODE", "").strip()
+        if chosen:
+            if chosen not in MODES:
+                raise ValueError(
+                    f"GANLIB_BOOK_MODE must be one of {', '.join(MODES)}, got {chosen!r}; "
+                    "unset it to let the device choose"
+                )
+            return chosen
         import tensorflow as tf
 
         return "gpu-short" if tf.config.list_physical_devices("GPU") else "quick"
@@ -44,6 +62,34 @@ def book_mode(mode="auto"):
             "'quick' runs on a CPU in minutes, 'gpu-short' and 'full' want a GPU"
         )
     return mode
+
+
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def is_smoke_run() -> bool:
+    """True when GANLIB_SMOKE asks for a smoke run: every budget cut to its least (chapter 3).
+
+    A smoke run executes each code path of a chapter's mode once, at the mode's image
+    sizes, widths, data sources and device settings, with a couple of updates per
+    training run: it checks that the code runs, and decides nothing.
+    """
+    value = os.environ.get("GANLIB_SMOKE", "").strip().lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise ValueError(f"GANLIB_SMOKE must be 1 or 0 (or unset), got {value!r}")
+
+
+def smoke_budget(value, smallest):
+    """`value`, or `smallest` in a smoke run (GANLIB_SMOKE=1): how chapters cut their budgets (chapter 3).
+
+    value, smallest: numbers (epochs, steps, samples) or any values of the same kind,
+    e.g. tuples of seeds; `smallest` is the least that still runs the code path
+    (two epochs where a chapter compares epochs, a metric's minimum sample count).
+    """
+    return smallest if is_smoke_run() else value
 
 
 def gpu_minutes(updates, cost=1.0):

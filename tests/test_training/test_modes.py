@@ -44,3 +44,59 @@ def test_mode_table_lists_the_gpu_modes_with_their_estimates():
     assert "estimate" in rows[0]
     with pytest.raises(ValueError, match="unknown modes"):
         modes.mode_table({"fast": 1})
+
+
+# --------------------------------------------------------------------------- the two switches
+
+
+@pytest.mark.parametrize("mode", modes.MODES)
+def test_the_environment_chooses_the_mode_over_the_device(monkeypatch, mode):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    monkeypatch.setenv("GANLIB_BOOK_MODE", mode)
+    assert modes.book_mode() == mode
+    assert modes.book_mode("quick") == "quick"  # a MODE written by hand wins
+
+
+def test_a_wrong_book_mode_variable_names_the_choices(monkeypatch):
+    monkeypatch.setenv("GANLIB_BOOK_MODE", "fast")
+    with pytest.raises(ValueError, match="GANLIB_BOOK_MODE must be one of quick, gpu-short, full"):
+        modes.book_mode()
+    monkeypatch.setenv("GANLIB_BOOK_MODE", "  ")  # blank: as if unset
+    assert modes.book_mode() in ("quick", "gpu-short")
+
+
+@pytest.mark.parametrize(
+    ("value", "smoke"), [("1", True), ("true", True), ("0", False), ("", False), (None, False)]
+)
+def test_smoke_budget_cuts_only_in_a_smoke_run(monkeypatch, value, smoke):
+    if value is None:
+        monkeypatch.delenv("GANLIB_SMOKE", raising=False)
+    else:
+        monkeypatch.setenv("GANLIB_SMOKE", value)
+    assert modes.is_smoke_run() is smoke
+    assert modes.smoke_budget(200, 2) == (2 if smoke else 200)
+    assert modes.smoke_budget((0, 1, 2), (0,)) == ((0,) if smoke else (0, 1, 2))
+
+
+def test_a_wrong_smoke_variable_is_an_error(monkeypatch):
+    monkeypatch.setenv("GANLIB_SMOKE", "maybe")
+    with pytest.raises(ValueError, match="GANLIB_SMOKE must be 1 or 0"):
+        modes.smoke_budget(10, 1)
+
+
+def test_an_assumed_accelerator_sets_the_gpu_choices_on_the_cpu(monkeypatch):
+    from ganlib.training import devices
+
+    monkeypatch.setenv("GANLIB_ASSUME_ACCELERATOR", "cpu")  # whatever this machine has
+    assert devices.mixed_precision_policy("auto") == "float32"
+    assert devices.use_xla("auto") is False
+    monkeypatch.setenv("GANLIB_ASSUME_ACCELERATOR", "gpu")
+    assert devices.mixed_precision_policy("auto") == "mixed_float16"
+    assert devices.use_xla("auto") is True
+    monkeypatch.setenv("GANLIB_ASSUME_ACCELERATOR", "tpu")
+    assert devices.mixed_precision_policy("auto") == "mixed_bfloat16"
+    monkeypatch.setenv("GANLIB_ASSUME_ACCELERATOR", "quantum")
+    with pytest.raises(ValueError, match="GANLIB_ASSUME_ACCELERATOR must be gpu, tpu or cpu"):
+        devices.use_xla("auto")
