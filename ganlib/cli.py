@@ -6,12 +6,15 @@ Commands:
       which files were skipped, and write a grid of the first N images.
   train --data SOURCE --run FOLDER [--model NAME] [--epochs N] [--batch-size B] ...
       train a GAN preset into a run folder (grids, checkpoints, history.csv);
-      the same command again resumes from the newest checkpoint.
+      the same command again resumes from the newest checkpoint. One process at a
+      time trains in a folder; --restart starts over in it, keeping the earlier
+      run's files in FOLDER/set-aside/.
   sample --run FOLDER --out grid.png [--n N] [--seed S]
       draw a grid of samples from a run's newest checkpoint.
-  export --run FOLDER --out generator.keras
+  export --run FOLDER --out generator.keras [--overwrite]
       write the run's generator as a .keras file that Keras loads without ganlib,
-      with a generator.json beside it (latent size, value range).
+      with a generator.json beside it (latent size, value range); never over the
+      run's own files, and over an existing file only with --overwrite.
   experiment NAME --out FOLDER [--quick] [--variants A,B] [--data SOURCE] [--image-size 32|64] ...
       run a named experiment (seed-claim, ablation), or some of its variants, and
       record its small result with provenance; the same command again resumes.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import warnings
@@ -270,8 +274,8 @@ def _non_negative_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not 0 < value < float("inf"):  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -413,6 +417,12 @@ def _add_train(subparsers) -> None:
         metavar="S",
         help="label real images 1 - S (bce only; default: the preset's)",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over in this run folder: its earlier run.json, history.csv, samples and "
+        "checkpoints are first moved to FOLDER/set-aside/TIME-restart/ (nothing is deleted)",
+    )
     parser.set_defaults(run=_run_train, tensorflow=True, out_of_memory=_train_out_of_memory)
 
 
@@ -470,6 +480,7 @@ def _run_train(args) -> int:
             spectral_norm=args.spectral_norm,
             minibatch_std=args.minibatch_std,
             label_smoothing=args.label_smoothing,
+            restart=args.restart,
             verbose=1,
         )
     except FloatingPointError as error:
@@ -526,10 +537,40 @@ def _add_sample(subparsers) -> None:
     parser.set_defaults(run=_run_sample, tensorflow=True)
 
 
+# The widest sample grid `sample` writes, in pixels a side: --n 100000 would make a PNG
+# of 21,560 x 21,560 pixels (and draw 100,000 samples first).
+MAX_GRID_SIDE = 4096
+
+
+def _grid_side(n, image_size) -> int:
+    """Pixels a side of `sample`'s grid of n images (as square as n allows, 2 px padding)."""
+    cols, scale = math.ceil(math.sqrt(n)), 2 if image_size <= 32 else 1
+    return scale * (cols * image_size + (cols + 1) * 2)
+
+
 def _run_sample(args) -> int:
     from ganlib.grids import save_grid
     from ganlib.training import load_run
+    from ganlib.training.runs import read_run_info, run_files
 
+    own = run_files(args.run_dir, args.out)
+    if own is not None:
+        raise ValueError(
+            f"--out {args.out} is inside the run's own {own.name}; give a file outside "
+            f"{own}, e.g. {args.run_dir / 'sampled.png'}"
+        )
+    image_size = int(read_run_info(args.run_dir)["image_size"])
+    side = _grid_side(args.n, image_size)
+    if side > MAX_GRID_SIDE:
+        most = 1
+        while _grid_side((most + 1) ** 2, image_size) <= MAX_GRID_SIDE:
+            most += 1
+        raise ValueError(
+            f"--n {args.n} would make one PNG of {side:,} x {side:,} pixels; a grid of "
+            f"{image_size} px samples holds at most {most * most:,} samples within "
+            f"{MAX_GRID_SIDE:,} pixels a side: draw several grids with smaller --n and "
+            f"different --seed values"
+        )
     gan = load_run(args.run_dir)
     images = gan.generate(args.n, seed=args.seed)
     save_grid(
@@ -565,13 +606,18 @@ def _add_export(subparsers) -> None:
         metavar="FILE",
         help="where to write the model, e.g. generator.keras",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace FILE and its .json if they exist (never the run's own files)",
+    )
     parser.set_defaults(run=_run_export, tensorflow=True)
 
 
 def _run_export(args) -> int:
     from ganlib.training import export_generator
 
-    meta = export_generator(args.run_dir, args.out)
+    meta = export_generator(args.run_dir, args.out, overwrite=args.overwrite)
     source = "EMA generator" if meta["generator"] == "ema_generator" else "generator"
     shape = ", ".join(str(size) for size in meta["image_shape"])
     value_range = meta["value_range"]
@@ -635,6 +681,11 @@ def _add_experiment(subparsers) -> None:
         help="train only these variants now, e.g. value_range,batchnorm (default: all)",
     )
     parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="record what the run folders hold (finished runs, epochs of unfinished ones); train nothing",
+    )
+    parser.add_argument(
         "--seeds",
         type=_seed_list,
         metavar="0,1,...",
@@ -679,6 +730,7 @@ def _run_experiment(args) -> int:
         words += ["--variants", ",".join(args.variants)]
     if args.seeds is not None:
         words += ["--seeds", ",".join(map(str, args.seeds))]
+    words += ["--record-only"] * args.record_only
     record = run_experiment(
         args.name,
         args.out,
@@ -692,6 +744,7 @@ def _run_experiment(args) -> int:
         kid=not args.no_kid,
         variants=args.variants,
         seeds=args.seeds,
+        train_now=not args.record_only,
         command=shlex.join(words),
         verbose=1,
     )
@@ -700,7 +753,10 @@ def _run_experiment(args) -> int:
         if record["quick"]
         else ("full schedule" if record["full"] else "not the full schedule")
     )
-    print(f"{args.out}: {', '.join(record['runs_finished'])} finished ({kind})")
+    finished = ", ".join(record["runs_finished"]) or "no run"
+    print(f"{args.out}: {finished} finished ({kind})")
+    for run, epochs in record["runs_in_progress"].items():
+        print(f"  {run}: {epochs} of {record['settings']['epochs']} epochs so far")
     for variant, reason in record["not_run"].items():
         print(f"  {variant}: {reason}")
     print(f"table: {args.out / 'README.md'}; provenance: {args.out / 'provenance.json'}")

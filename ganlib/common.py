@@ -6,6 +6,7 @@ NumPy only, and the bottom layer: it imports nothing else from ganlib.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import numbers
 import os
@@ -111,25 +112,86 @@ def temporary_name(path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+class WriteError(OSError):
+    """A file ganlib could not write: the message names the file and says what to do.
+
+    An OSError (its `errno` and `filename` are those of the failure), so code that
+    catches OSError still does; the command line prints it as one `ganlib: error:` line.
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else super().__str__()
+
+
+def _write_advice(error: OSError) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full; free some space (or write to another disk) and try again"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is not writable; make it writable or write somewhere else"
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a file stands where a folder is needed; move it or choose another path"
+    return "check the disk and the folder, then try again"
+
+
+def write_error(path, error: OSError) -> WriteError:
+    """A WriteError for `error` raised while writing `path`, naming the file and what to do."""
+    if isinstance(error, WriteError):
+        return error
+    reason = error.strerror or str(error) or type(error).__name__
+    failed = WriteError(f"could not write {path} ({reason}): {_write_advice(error)}")
+    failed.errno, failed.strerror, failed.filename = error.errno, error.strerror, str(path)
+    return failed
+
+
+def check_writable(folder) -> Path:
+    """Create `folder` if needed and write and remove a small file in it; WriteError if that fails.
+
+    Run before work whose results go into `folder`, so a read-only folder, a full disk
+    or a path that names a file is reported before anything is computed.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WriteError(
+            f"{folder} is a file, not a folder; choose a folder name (a new one is created)"
+        )
+    probe = temporary_name(folder / "write-test")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as file:
+            file.write(b"ganlib write test\n")
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as error:
+        raise write_error(folder, error) from error
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
     """Open a temporary file for writing; on success flush it to disk and rename it to `path`.
 
     A process killed at any moment leaves either the old file or the new one, never
     half a file; on an exception the temporary file is removed and `path` is untouched.
+    An OSError while writing (a full disk, a read-only folder) becomes a WriteError
+    naming `path` and what to do.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temporary, mode) as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as error:
+        with contextlib.suppress(OSError):
             temporary.unlink()
+        if isinstance(error, OSError):
+            raise write_error(path, error) from error
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows
         handle = os.open(path.parent, os.O_RDONLY)
@@ -144,18 +206,21 @@ def atomic_save(path, save):
 
     Keras chooses its file format from the name (.keras, .weights.h5), so the temporary
     name keeps `path`'s suffixes; like `atomic_write`, a process killed midway leaves the
-    old file or the new one, never half a file.
+    old file or the new one, never half a file, and an OSError becomes a WriteError.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffixes = "".join(path.suffixes)
     stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
     temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffixes}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         save(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        raise write_error(path, error) from error
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
     return path
 
 

@@ -280,14 +280,16 @@ class Measurements(keras.callbacks.Callback):
 
 
 class _LoadSampler(keras.callbacks.Callback):
-    """The 1-minute load average at each epoch's end, to tell whether a timing was shared."""
+    """At each epoch's end: the 1-minute load average (was the timing shared?), then `then()`."""
 
-    def __init__(self):
+    def __init__(self, then=None):
         super().__init__()
-        self.loads = []
+        self.loads, self.then = [], then
 
     def on_epoch_end(self, epoch, logs=None):
         self.loads.append(_load()[0])
+        if self.then is not None:
+            self.then()
 
 
 def _load():
@@ -487,7 +489,9 @@ def _copy_grids(work, out, runs):
         sources[run] = grids
     # A run trained by an older ganlib may have had its grids left out: it shows none.
     with_grids = [run for run in runs if sources[run]]
-    available = set.intersection(*(set(sources[run]) for run in with_grids)) if with_grids else set()
+    available = (
+        set.intersection(*(set(sources[run]) for run in with_grids)) if with_grids else set()
+    )
     chosen = []
     for count in (21, 11, 6, 5, 4, 3, 2, 1, 0):
         shutil.rmtree(samples, ignore_errors=True)
@@ -631,6 +635,7 @@ def run_experiment(
     seeds=None,
     command=None,
     verbose=0,
+    train_now=True,
 ):
     """Train every variant of EXPERIMENTS[name] with every seed and record the result in `out` (chapter 3).
 
@@ -647,6 +652,10 @@ def run_experiment(
     trained seed by seed, so an interrupted experiment has whole seeds first. A run is
     named `run_name(variant, seed, ...)`: history_<run>.csv. command: the command line
     to record (default: this call written out). verbose: Keras's progress output.
+    train_now: False records what the run folders hold (finished runs, and how many
+    epochs the unfinished ones have) and trains nothing, e.g. after a process was
+    stopped. provenance.json is written when the call starts, after every epoch and
+    after every run, so a stopped process leaves a result that says how far it got.
 
     Experiments: "seed-claim" trains "baseline", "improved_as_run" (presets of
     ganlib.training.PRESETS), "improved_full_view" (improved_as_run with
@@ -704,7 +713,9 @@ def run_experiment(
 
     import tensorflow as tf
 
-    real_features, extractor, decoder, strip = _reference(settings, kid)
+    real_features, extractor, decoder, strip = (
+        _reference(settings, kid) if train_now else (None, None, None, None)
+    )
     # A result recorded before runs were listed names its runs after their variants.
     runs = dict(previous.get("runs") or finished_runs(previous))
     asked = settings["seeds"]
@@ -731,6 +742,7 @@ def run_experiment(
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_at_start": start_load,
         "runs_trained": [],
+        "trains": bool(train_now),
     }
     record = {
         "experiment": name,
@@ -772,19 +784,28 @@ def run_experiment(
         ]
         record["run_seconds"], record["run_shared"] = run_seconds, run_shared
         record["grid_epochs"] = grids
+        # Unfinished runs and the epochs their run folders hold so far (from 1).
+        record["runs_in_progress"] = {
+            r: len(read_history(work / r / "history.csv"))
+            for r in runs
+            if r not in finished and (work / r / "history.csv").is_file()
+        }
         this = dict(process, seconds=round(seconds, 1), load_at_end=_load())
         record["processes"] = processes + [this]
         with atomic_write(out / "provenance.json", "w") as file:
             file.write(json.dumps(record, indent=2) + "\n")
 
+    write_provenance()
     order = [r for r, e in runs.items() if e["variant"] in chosen and e["seed"] in asked]
     for run in order:
         variant, seed = runs[run]["variant"], runs[run]["seed"]
         spec = registry[variant]
+        if run not in finished and not train_now:
+            continue
         if run not in finished:
             if verbose:
                 print(f"{name}: training {run} in {work / run}")
-            loads = _LoadSampler()
+            loads = _LoadSampler(write_provenance)
             run_started, run_load = time.monotonic(), _load()[0]
             train(
                 settings["data"],
@@ -840,7 +861,8 @@ def check_provenance(folder) -> list[str]:
 
     Checks that provenance.json exists and holds every key of PROVENANCE_KEYS with a
     non-empty value (a result recorded before runs and processes were listed needs
-    `variants_finished` and `sessions` instead), that each finished run has its
+    `variants_finished` and `sessions` instead; one with no finished run yet needs
+    `runs_in_progress`), that each finished run has its
     history_<run>.csv, that a result marked full is not quick, and that the folder
     weighs at most 2 MB.
     """
@@ -859,6 +881,8 @@ def check_provenance(folder) -> list[str]:
         keys = tuple(dict.fromkeys(old.get(k, "sessions" if k == "processes" else k) for k in keys))
     for key in keys:
         value = record.get(key)
+        if key == "runs_finished" and value == [] and record.get("runs_in_progress"):
+            continue  # a stopped experiment, recorded as far as it got
         if value is None or value == "" or value == [] or value == {}:
             problems.append(f"{path} lacks {key!r}")
     for run in record.get("runs_finished") or record.get("variants_finished") or []:

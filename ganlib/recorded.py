@@ -205,6 +205,14 @@ def provenance_caption(provenance) -> str:
         + (", ".join(variants) if variants else "none")
         + f"; seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds)) or 'none'})."
     )
+    in_progress = get("runs_in_progress") or {}
+    if in_progress:
+        epochs = settings.get("epochs", "?")
+        text += (
+            " Still training: "
+            + ", ".join(f"{run} ({done} of {epochs} epochs)" for run, done in in_progress.items())
+            + "."
+        )
     processes = get("processes") or get("sessions") or []
     if len(processes) > 1:
         text += f" Recorded by {len(processes)} processes one after the other."

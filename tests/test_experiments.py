@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganlib import cli, experiments, models
+from ganlib import cli, experiments, models, recorded
 from ganlib.data import toy_faces
 from ganlib.experiments import (
     EXPERIMENTS,
@@ -415,3 +415,31 @@ def test_a_result_recorded_before_runs_were_listed_is_continued(tmp_path):
         "full_view_epoch_0001.png",
     ]
     assert check_provenance(out) == []
+
+
+def test_a_stopped_experiment_is_recorded_as_far_as_it_got(tmp_path):
+    """provenance.json says which runs are unfinished and how far; --record-only trains nothing."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    options = dict(work=work, quick=True, kid=False, variants=["baseline"], seeds=[0])
+    run_experiment("seed-claim", out, epochs=1, **options)
+    # A later call asks for 3 epochs; this one is stopped after the second (only one more is asked here).
+    run_experiment("seed-claim", out, epochs=2, **options)
+    stamp = (work / "baseline_seed0" / "history.csv").stat().st_mtime_ns
+    record = run_experiment("seed-claim", out, epochs=3, train_now=False, **options)
+    assert (work / "baseline_seed0" / "history.csv").stat().st_mtime_ns == stamp  # nothing trained
+    assert record["runs_finished"] == []  # 2 of 3 epochs: not finished
+    assert record["runs_in_progress"] == {"baseline_seed0": 2}
+    assert record["processes"][-1]["trains"] is False
+    assert record["processes"][-1]["runs_trained"] == []
+    assert check_provenance(out) == []  # recorded as far as it got
+    stopped = json.loads((out / "provenance.json").read_text())
+    (out / "provenance.json").write_text(json.dumps(dict(stopped, runs_in_progress={})))
+    assert check_provenance(out) == [f"{out / 'provenance.json'} lacks 'runs_finished'"]
+    (out / "provenance.json").write_text(json.dumps(stopped))
+    caption = recorded.provenance_caption(json.loads((out / "provenance.json").read_text()))
+    assert "Still training: baseline_seed0 (2 of 3 epochs)" in caption
+    assert cli.main(
+        ["experiment", "seed-claim", "--quick", "--no-kid", "--out", str(out), "--work", str(work)]
+        + ["--epochs", "3", "--variants", "baseline", "--seeds", "0", "--record-only"]
+    ) == 0
+    assert json.loads((out / "provenance.json").read_text())["command"].endswith("--record-only")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +28,12 @@ from ganlib.common import (
 from ganlib.data.errors import DataNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-_CACHE_VERSION = 1
+# Version 2 records a hash of the array, so a cache changed after it was written is noticed.
+_CACHE_VERSION = 2
+# The most pixels one image may have when decoded (JPEGs count at the reduced scale they
+# decode at): a 144-megapixel PNG would take over a gigabyte per decoding thread. Larger
+# files are skipped with a reason; raise this to read them.
+MAX_IMAGE_PIXELS = 64_000_000
 _CACHE_FOLDER = ".ganlib-cache"
 # The decoded folders this process keeps, least recently used first:
 # (folder, size, crop, limit, file signature) -> (images, report).
@@ -66,22 +73,76 @@ def _natural_key(text: str):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
-def _scan(folder: Path) -> list[list]:
-    """[relative path (POSIX), size, mtime in ns] of every file with an image
-    extension under folder, recursively, in natural order of the paths. The
-    sizes and times are what the cache is checked against."""
-    rows, pending = [], [(str(folder), "")]
+def _scan(folder: Path) -> tuple[list[list], list[tuple]]:
+    """([relative path (POSIX), size, mtime in ns] of every file with an image extension
+    under folder, recursively, in natural order of the paths; (relative path, reason) of
+    what cannot be listed). The sizes and times are what the cache is checked against.
+
+    A bad entry is skipped, never fatal: a broken symbolic link, a link loop, a link back
+    to a folder already listed, a folder that cannot be read, a special file (a FIFO
+    named .png would block the reader).
+    """
+    rows, skipped, pending = [], [], [(str(folder), "")]
+    seen = {os.path.realpath(folder)}
     while pending:
         directory, prefix = pending.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    if entry.name != _CACHE_FOLDER:
-                        pending.append((entry.path, f"{prefix}{entry.name}/"))
-                elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                    stat = entry.stat()
-                    rows.append([prefix + entry.name, stat.st_size, stat.st_mtime_ns])
-    return sorted(rows, key=lambda row: _natural_key(row[0]))
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError as error:
+            if not prefix:
+                raise
+            skipped.append((prefix.rstrip("/"), f"folder not readable: {_reason(error)}"))
+            continue
+        for entry in entries:
+            name = prefix + entry.name
+            try:
+                is_dir = entry.is_dir()  # follows symbolic links
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if entry.name == _CACHE_FOLDER:
+                    continue
+                real = os.path.realpath(entry.path)
+                if real in seen:
+                    skipped.append((name, "link to a folder already read (a symbolic link loop?)"))
+                    continue
+                seen.add(real)
+                pending.append((entry.path, f"{name}/"))
+                continue
+            try:
+                info = entry.stat()  # follows symbolic links
+            except OSError as error:
+                if entry.is_symlink() or entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                    skipped.append((name, _link_reason(entry, error)))
+                continue
+            if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                skipped.append((name, "not a regular file"))
+                continue
+            rows.append([name, info.st_size, info.st_mtime_ns])
+    return sorted(rows, key=lambda row: _natural_key(row[0])), sorted(
+        skipped, key=lambda item: _natural_key(item[0])
+    )
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _link_reason(entry, error: OSError) -> str:
+    if entry.is_symlink():
+        try:
+            target = os.readlink(entry.path)
+        except OSError:
+            target = "?"
+        if error.errno == errno.ELOOP:
+            return f"symbolic link loop ({target})"
+        if isinstance(error, FileNotFoundError):
+            return f"broken symbolic link: {target} does not exist"
+        return f"symbolic link to {target}: {_reason(error)}"
+    return _reason(error)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -115,6 +176,12 @@ def _read_image(path: Path, image_size: int, crop: str) -> np.ndarray:
     with Image.open(path) as image:
         # JPEGs decode at a reduced scale (still at least twice the target): much faster.
         image.draft("RGB", (2 * image_size, 2 * image_size))
+        width, height = image.size  # from the header: nothing is decoded yet
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ValueError(
+                f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
+                f"{MAX_IMAGE_PIXELS / 1e6:g} a file may have (folders.MAX_IMAGE_PIXELS)"
+            )
         image.load()  # truncated files fail here, not later
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image)
@@ -200,18 +267,21 @@ def load_image_folder(
         raise DataNotFoundError(f"image folder {folder} does not exist: check the path")
     if not folder.is_dir():
         raise ValueError(f"{folder} is a file, not a folder of images")
-    signature = _scan(folder)[:limit]
+    signature, unlisted = _scan(folder)
+    signature = signature[:limit]
     files = [name for name, _, _ in signature]
     if not files:
+        also = f"; skipped {unlisted[0][0]} ({unlisted[0][1]})" if unlisted else ""
         raise ValueError(
-            f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}, searched recursively"
+            f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}, "
+            f"searched recursively{also}"
         )
     key = (
         str(folder),
         image_size,
         crop,
         limit,
-        hashlib.sha1(json.dumps(signature).encode()).hexdigest(),
+        hashlib.sha1(json.dumps([signature, unlisted]).encode()).hexdigest(),
     )
     if key in _MEMORY_CACHE:
         _MEMORY_CACHE.move_to_end(key)
@@ -221,6 +291,9 @@ def load_image_folder(
         images, report = _load_or_decode(
             folder, files, signature, image_size, crop, cache_dir, workers, limit
         )
+        if unlisted:  # entries that could not even be listed (broken links, loops)
+            skipped = sorted([*report.skipped, *unlisted], key=lambda item: _natural_key(item[0]))
+            report = dataclasses.replace(report, skipped=tuple(skipped))
         images.flags.writeable = False
         _remember(key, images, report)
     if report.skipped:
@@ -258,6 +331,12 @@ def _load_or_decode(folder, files, signature, image_size, crop, cache_dir, worke
         "files": signature,
     }
     cached = _read_cache(array_file, manifest_file, manifest)
+    if isinstance(cached, str):
+        warnings.warn(
+            f"the image cache {array_file} {cached}; decoding {folder} again and rewriting it",
+            stacklevel=3,
+        )
+        cached = None
     if cached is not None:
         images, kept, skipped = cached
         return images, FolderReport(
@@ -267,6 +346,7 @@ def _load_or_decode(folder, files, signature, image_size, crop, cache_dir, worke
     images, kept, skipped = _decode_all(folder, files, image_size, crop, workers)
     manifest["kept"] = list(kept)
     manifest["skipped"] = [list(item) for item in skipped]
+    manifest["blake2b"] = _array_hash(images)
     written = _write_cache(array_file, manifest_file, images, manifest)
     return images, FolderReport(
         folder, image_size, crop, kept, skipped, "decoded", array_file if written else None
@@ -300,19 +380,38 @@ def _decode_all(folder, files, image_size, crop, workers):
     return images, kept, skipped
 
 
+def _array_hash(images: np.ndarray) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((images.dtype.str, images.shape)).encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()
+
+
 def _read_cache(array_file: Path, manifest_file: Path, expected: dict):
-    """(images, kept, skipped) when the cache matches `expected`, else None."""
+    """(images, kept, skipped) when the cache matches `expected`; None when there is no
+    cache for these files; a sentence saying what is wrong when there is one but its
+    array is damaged or was changed after it was written (then it is rebuilt)."""
     try:
         manifest = json.loads(manifest_file.read_text())
-        if any(manifest.get(k) != v for k, v in expected.items()):
-            return None
-        images = np.load(array_file, allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # none yet, or a manifest cut short: rebuilt like a missing one
+    if not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in expected.items()):
+        return None  # made for other files, settings or an older ganlib
+    try:
         kept = tuple(manifest["kept"])
-        if images.dtype != np.uint8 or images.shape[0] != len(kept):
-            return None
-        return images, kept, tuple(tuple(item) for item in manifest["skipped"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        skipped = tuple(tuple(item) for item in manifest["skipped"])
+        images = np.load(array_file, allow_pickle=False)
+    except Exception as error:  # noqa: BLE001 - any failure to read it means "rebuild"
+        return f"cannot be read ({type(error).__name__}: {str(error)[:100]})"
+    size = expected["image_size"]
+    if images.dtype != np.uint8 or images.shape != (len(kept), size, size, 3):
+        return (
+            f"holds {images.dtype} {images.shape}, not the {len(kept)} images of "
+            f"{size}x{size} its manifest lists"
+        )
+    if manifest.get("blake2b") != _array_hash(images):
+        return "does not match the hash its manifest recorded (changed after it was written)"
+    return images, kept, skipped
 
 
 def _write_cache(array_file: Path, manifest_file: Path, images: np.ndarray, manifest: dict) -> bool:

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from ganlib.common import to_uint8
+from ganlib.common import to_uint8, value_range_of
 from ganlib.data.toy_decode import decode_toy_faces
 from ganlib.data.toy_faces import FACTOR_NAMES, FACTOR_SIZES, NUM_COMBINATIONS
 
@@ -17,7 +17,10 @@ def mode_coverage(images, value_range=None, decoder="strict") -> dict:
     """How many of the toy faces' 2,304 factor combinations a set of images shows (chapter 6).
 
     images: toy-face-like images (n, h, w, 3), uint8 or float (value_range as in
-    plotting.to_uint8). decoder: "strict" (ganlib.data.decode_toy_faces: exact on
+    plotting.to_uint8). Float images must lie in their value range (given, or guessed:
+    [-1, 1] with a negative value, else [0, 1]), up to 2% of its span: float images in
+    [0, 255], or [-1, 1] images with value_range=(0, 1), are a ValueError, as are NaN
+    values, rather than a coverage of 0. decoder: "strict" (ganlib.data.decode_toy_faces: exact on
     real faces, reads few generated ones), "calibrated" (a cached
     ganlib.metrics.CalibratedDecoder at 32 px: reads blurred, noisy generated faces
     and refuses non-faces; needs TensorFlow, trains on first use) or a
@@ -56,7 +59,7 @@ def mode_coverage(images, value_range=None, decoder="strict") -> dict:
     A generator that always draws the same face scores 1/2304 = 0.000434.
     """
     decoder_name, decode = _decoder(decoder)
-    images = to_uint8(images, value_range)
+    images = to_uint8(images, _checked_range(images, value_range))
     if images.ndim == 3:
         images = images[None]
     codes = np.asarray(decode(images)).reshape(len(images), len(FACTOR_SIZES))
@@ -84,6 +87,42 @@ def mode_coverage(images, value_range=None, decoder="strict") -> dict:
         ),
         "decoder": decoder_name,
     }
+
+
+# How far float pixels may stray outside their value range (a share of its span) before
+# mode_coverage calls the range wrong: generators stay inside theirs, resampling
+# overshoots a little.
+_RANGE_SLACK = 0.02
+
+
+def _checked_range(images, value_range):
+    """The value range of float `images`, checked against their values; None for uint8."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return value_range
+    low, high = value_range_of(images, value_range)
+    if not images.size:
+        return (low, high)
+    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        bad = int(np.count_nonzero(~np.isfinite(images)))
+        raise ValueError(
+            f"images hold {bad} NaN or infinite values; mode coverage needs finite pixels "
+            f"(a generator whose loss became NaN draws such images)"
+        )
+    lowest, highest = float(images.min()), float(images.max())
+    slack = _RANGE_SLACK * (high - low)
+    if lowest < low - slack or highest > high + slack:
+        said = "given" if value_range is not None else "guessed"
+        hint = (
+            "; uint8-scale floats: pass value_range=(0, 255) or the images as uint8"
+            if highest > 2.0
+            else "; pass the generator's value_range (gan.value_range)"
+        )
+        raise ValueError(
+            f"images range from {lowest:g} to {highest:g}, outside the value_range "
+            f"({low:g}, {high:g}) {said} for them{hint}"
+        )
+    return (low, high)
 
 
 def expected_distinct(n) -> float:

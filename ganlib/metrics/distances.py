@@ -22,6 +22,14 @@ def _check_features(real_features, fake_features):
         raise ValueError(
             f"need at least 2 feature vectors on each side, got {len(real)} and {len(fake)}"
         )
+    for side, features in (("real", real), ("fake", fake)):
+        finite = np.isfinite(features).all(axis=1)
+        if not finite.all():
+            raise ValueError(
+                f"{np.count_nonzero(~finite)} of the {len(features)} {side} feature vectors "
+                f"hold NaN or infinite values (images with NaN pixels, e.g. from a generator "
+                f"whose loss became NaN); drop those images or fix what made them"
+            )
     return real, fake
 
 
@@ -181,6 +189,14 @@ def fid(real_features, fake_features):
     """
     real, fake = _check_features(real_features, fake_features)
     d = real.shape[1]
+    # FID scales with the square of the features: features so large (or small) that their
+    # covariances would overflow (or vanish) are divided by their largest magnitude first.
+    scale = max(float(np.abs(real).max()), float(np.abs(fake).max()))
+    if not 1e-100 < scale < 1e100:
+        scale = scale or 1.0
+        real, fake = real / scale, fake / scale
+    else:
+        scale = 1.0
     if min(len(real), len(fake)) <= d:
         warnings.warn(
             f"FID with {min(len(real), len(fake))} samples of {d}-dimensional features: the "
@@ -191,11 +207,17 @@ def fid(real_features, fake_features):
     mu_r, mu_f = real.mean(axis=0), fake.mean(axis=0)
     cov_r = np.atleast_2d(np.cov(real, rowvar=False))
     cov_f = np.atleast_2d(np.cov(fake, rowvar=False))
-    eigenvalues, eigenvectors = np.linalg.eigh(cov_r)
-    root_r = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
-    middle = root_r @ cov_f @ root_r
-    middle = (middle + middle.T) / 2.0  # symmetric up to round-off; make it exactly so
-    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)).sum()
+    try:
+        eigenvalues, eigenvectors = np.linalg.eigh(cov_r)
+        root_r = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+        middle = root_r @ cov_f @ root_r
+        middle = (middle + middle.T) / 2.0  # symmetric up to round-off; make it exactly so
+        trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0.0, None)).sum()
+    except np.linalg.LinAlgError as error:  # LAPACK did not converge
+        raise ValueError(
+            f"FID could not be computed: the eigenvalues of the {d}x{d} covariances did not "
+            f"converge ({error}); check the features for extreme values or use KID"
+        ) from None
     diff = mu_r - mu_f
     value = diff @ diff + np.trace(cov_r) + np.trace(cov_f) - 2.0 * trace_root
-    return float(max(value, 0.0))
+    return float(max(value, 0.0)) * scale * scale

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras
 
-from ganlib.common import to_uint8
+from ganlib.common import atomic_save, to_uint8
 from ganlib.grids import save_grid
 from ganlib.training.history import METRIC_NAMES, read_history, write_history
 
@@ -133,11 +133,11 @@ class SampleGrid(keras.callbacks.Callback):
         value_range = getattr(self.model, "value_range", None)
         self.grids.append((epoch, to_uint8(images, value_range)))
         if self.run_dir is not None:
-            save_grid(
+            # Written under a temporary name and renamed: a killed process or a full disk
+            # never leaves half a picture, and a failed write names the file.
+            atomic_save(
                 self.run_dir / "samples" / f"epoch_{epoch:04d}.png",
-                images,
-                self.rows,
-                self.cols,
-                value_range=value_range,
-                scale=self.scale,
+                lambda name: save_grid(
+                    name, images, self.rows, self.cols, value_range=value_range, scale=self.scale
+                ),
             )

@@ -6,13 +6,14 @@ import contextlib
 import datetime
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from ganlib.common import atomic_write
+from ganlib.common import atomic_write, write_error
 from ganlib.training.callbacks import _failed_step, _own_values_finite
 
 _CHECKPOINT_GLOB = "ckpt-*.npz"
@@ -36,6 +37,27 @@ def _state_groups(gan):
     groups["g_optimizer"] = _inner(gan.g_optimizer).variables
     groups["gan"] = [gan.noise_seed, gan.global_step]
     return groups
+
+
+def _metric_state(gan):
+    """{metric name: [its variables' values]} of the GAN's logged means (totals and counts)."""
+    return {
+        metric.name: [float(keras.ops.convert_to_numpy(v)) for v in metric.variables]
+        for metric in gan.metrics
+    }
+
+
+def _restore_metric_state(gan, saved):
+    """Put saved metric variables back (see `_metric_state`); False when they do not fit."""
+    metrics = {metric.name: metric for metric in gan.metrics}
+    if set(saved) != set(metrics) or any(
+        len(values) != len(metrics[name].variables) for name, values in saved.items()
+    ):
+        return False
+    for name, values in saved.items():
+        for variable, value in zip(metrics[name].variables, values, strict=True):
+            variable.assign(value)
+    return True
 
 
 def _inner(optimizer):
@@ -80,13 +102,21 @@ def save_checkpoint(gan, directory, epoch, step_in_epoch=0, keep=3, steps_per_ep
         "saved": datetime.datetime.now().isoformat(timespec="seconds"),
         "layout": layout,
     }
+    if step_in_epoch:
+        # The logged means of the unfinished epoch so far, so that a resumed run's row
+        # of this epoch in history.csv covers all of its steps, not only the later ones.
+        meta["epoch_metrics"] = _metric_state(gan)
     arrays["__meta__"] = np.array(json.dumps(meta))
     path = directory / f"ckpt-{step:09d}.npz"
     with atomic_write(path) as file:
         np.savez(file, **arrays)
     for old in list_checkpoints(directory)[: -max(1, int(keep))]:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             old.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise write_error(old, error) from error
     return path
 
 
@@ -102,7 +132,7 @@ def remove_stale_temporaries(directory):
             pass
         except (ValueError, IndexError, PermissionError):
             continue
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # a leftover that cannot go stays; it harms nothing
             temporary.unlink()
 
 
@@ -173,14 +203,27 @@ def load_checkpoint(gan, directory):
     for variable, value in assignments:
         variable.assign(value)
     gan.nonfinite_step.assign(-1)  # a checkpoint is only ever written before a bad step
-    return {**{k: v for k, v in meta.items() if k != "layout"}, "path": str(path)}
+    # Keras zeroes the logged means when an epoch starts; the Checkpoints callback puts
+    # the unfinished epoch's back then (checkpoints before ganlib recorded them have none).
+    pending = None
+    if meta.get("step_in_epoch") and meta.get("epoch_metrics"):
+        pending = (int(meta["step"]), int(meta["step_in_epoch"]), meta["epoch_metrics"])
+    object.__setattr__(gan, "_resumed_epoch_metrics", pending)
+    return {
+        **{k: v for k, v in meta.items() if k not in ("layout", "epoch_metrics")},
+        "path": str(path),
+    }
 
 
 class Checkpoints(keras.callbacks.Callback):
     """Save the training state into `directory` each epoch, every `every_steps` steps (chapter 5).
 
     keep: how many checkpoints to keep. Nothing is written once a loss is NaN or infinite.
-    `GAN.fit(..., resume=True)` restores from the same folder.
+    `GAN.fit(..., resume=True)` restores from the same folder; in the rest of an
+    interrupted epoch this callback also restores that epoch's logged means, so its
+    history row covers all its steps. every_steps must be a multiple of the model's
+    steps_per_execution (Keras calls back only between calls): otherwise training
+    stops with a ValueError before the first step, rather than checkpoint less often.
     """
 
     def __init__(self, directory, every_steps=None, keep=3):
@@ -204,10 +247,31 @@ class Checkpoints(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._last_step = int(keras.ops.convert_to_numpy(self.model.global_step))
+        per_call = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        if self.every_steps and (self.every_steps % per_call or self._last_step % per_call):
+            raise ValueError(
+                f"cannot checkpoint every {self.every_steps} steps while the model runs "
+                f"{per_call} steps per call (steps_per_execution) from step {self._last_step}: "
+                f"Keras stops only between calls. Checkpoint every multiple of {per_call} "
+                f"steps, or compile with a steps_per_execution that divides {self.every_steps}"
+            )
         remove_stale_temporaries(self.directory)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        pending = getattr(self.model, "_resumed_epoch_metrics", None)
+        if pending is None:
+            return
+        object.__setattr__(self.model, "_resumed_epoch_metrics", None)
+        step, done, saved = pending
+        now = int(keras.ops.convert_to_numpy(self.model.global_step))
+        if now == step and getattr(self.model, "_step_offset", 0) == done:
+            if not _restore_metric_state(self.model, saved):
+                print(
+                    f"ganlib: the logged means of the resumed epoch {epoch} do not fit this "
+                    f"GAN's; its history row covers only the steps after step {done}",
+                    file=sys.stderr,
+                )
 
     def on_train_batch_end(self, batch, logs=None):
         if (

@@ -15,10 +15,10 @@ import tensorflow as tf
 
 from ganlib.common import atomic_save, atomic_write
 from ganlib.training.devices import _dtype_policy
-from ganlib.training.runs import load_run
+from ganlib.training.runs import load_run, run_files
 
 
-def _check_out(out) -> Path:
+def _check_out(out, run_dir, overwrite) -> Path:
     out = Path(out).expanduser()
     if out.suffix != ".keras":
         raise ValueError(
@@ -27,10 +27,26 @@ def _check_out(out) -> Path:
         )
     if out.is_dir():
         raise ValueError(f"{out} is a folder; give a file name such as generator.keras")
+    for path in (out, out.with_suffix(".json")):
+        own = run_files(run_dir, path)
+        if own is not None:
+            raise ValueError(
+                f"{out} would write {path}, which is the run's own {own.name}; the run needs "
+                f"it to resume and to sample. Give another name, e.g. "
+                f"{Path(run_dir) / 'generator.keras'} or a file outside the run folder"
+            )
+    if not overwrite:
+        existing = [str(path) for path in (out, out.with_suffix(".json")) if path.exists()]
+        if existing:
+            raise ValueError(
+                f"{' and '.join(existing)} already exist{'s' * (len(existing) == 1)}; give "
+                f"another name, or replace {'it' if len(existing) == 1 else 'them'} with "
+                f"overwrite=True (--overwrite on the command line)"
+            )
     return out
 
 
-def export_generator(run_dir, out):
+def export_generator(run_dir, out, overwrite=False):
     """Write the newest checkpoint's generator of a run to `out` (.keras); return its metadata.
 
     The EMA copy (`gan.ema_generator`) is written when the run keeps one, since that is
@@ -44,10 +60,12 @@ def export_generator(run_dir, out):
     not keep, so a JSON file next to `out` (generator.keras -> generator.json) records
     latent_dim, value_range, the image shape, which generator was written and the
     checkpoint it came from; the returned dict is that metadata. ValueError for an `out`
-    that does not end in .keras; FileNotFoundError (from `load_run`) for a folder that is
+    that does not end in .keras, that (or whose .json) is one of the run folder's own
+    files (run.json, history.csv, checkpoints/, samples/), or that already exists
+    (unless overwrite=True); FileNotFoundError (from `load_run`) for a folder that is
     not a run or has no checkpoint yet.
     """
-    out = _check_out(out)
+    out = _check_out(out, run_dir, overwrite)
     # Build in float32 whatever the global dtype policy is (a notebook may have set
     # mixed_float16): the file should compute like the run's float32 samples on any machine.
     with _dtype_policy("float32"):

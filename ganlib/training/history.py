@@ -28,14 +28,34 @@ def write_history(path, rows):
 
 
 def read_history(path):
-    """history.csv as a list of dicts: `epoch` int, the rest float, nan when empty (chapter 5)."""
+    """history.csv as a list of dicts: `epoch` int, the rest float, nan when empty (chapter 5).
+
+    A file that is not such a table (no `epoch` column, a value that is not a number,
+    a cut line) is a ValueError naming the file and the line.
+    """
     rows = []
     with open(path, newline="") as file:
-        for row in csv.DictReader(file):
-            rows.append(
-                {
-                    k: int(v) if k == "epoch" else (float(v) if v != "" else float("nan"))
-                    for k, v in row.items()
-                }
-            )
+        reader = csv.DictReader(file)
+        try:
+            if "epoch" not in (reader.fieldnames or ()):
+                raise ValueError(f"no 'epoch' column (the header is {reader.fieldnames!r})")
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError(
+                        f"line {reader.line_num} has {'more' if None in row else 'fewer'} "
+                        f"values than the header has columns"
+                    )
+                rows.append(
+                    {
+                        k: int(v) if k == "epoch" else (float(v) if v != "" else float("nan"))
+                        for k, v in row.items()
+                    }
+                )
+        except (ValueError, csv.Error) as error:
+            where = f"line {reader.line_num}: " if reader.line_num else ""
+            detail = str(error) if str(error).startswith("line ") else f"{where}{error}"
+            raise ValueError(
+                f"{path} is not a history ganlib can read ({detail}); restore it from a copy, or "
+                f"move it aside: training then writes a new one with the epochs it trains from now on"
+            ) from None
     return rows

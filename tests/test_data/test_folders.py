@@ -295,3 +295,86 @@ def test_memory_cache_keeps_within_its_byte_bound(tmp_path, monkeypatch, count_d
     assert _sources([third, third], tmp_path) == ["disk cache", "memory"]
     assert len(folders._MEMORY_CACHE) == 1
     data.clear_image_cache()
+
+
+# ---------------------------------------------------------------------------
+# Bad entries a folder may hold: broken links, link loops, huge images, a changed cache
+# ---------------------------------------------------------------------------
+
+
+def test_broken_links_and_link_loops_are_skipped_with_reasons(tmp_path):
+    data.clear_image_cache()
+    root = tmp_path / "pictures"
+    (root / "sub").mkdir(parents=True)
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(root / "good.png")
+    Image.new("RGB", (20, 20), (10, 200, 10)).save(root / "sub" / "nested.png")
+    os.symlink(tmp_path / "gone.png", root / "dangling.png")  # its target does not exist
+    os.symlink("loop.png", root / "loop.png")  # points at itself
+    os.symlink("..", root / "sub" / "back")  # a folder link back up: a loop when followed
+    os.symlink("good.png", root / "alias.png")  # a working link is read like any file
+    os.mkfifo(root / "pipe.png")  # reading it would block for ever
+    with pytest.warns(UserWarning, match="skipped 4 unreadable"):
+        images, report = load_image_folder(root, image_size=16, return_report=True)
+    assert report.files == ("alias.png", "good.png", "sub/nested.png") and len(images) == 3
+    reasons = dict(report.skipped)
+    assert set(reasons) == {"dangling.png", "loop.png", "sub/back", "pipe.png"}
+    assert reasons["dangling.png"].startswith("broken symbolic link")
+    assert "loop" in reasons["loop.png"] and "loop" in reasons["sub/back"]
+    assert reasons["pipe.png"] == "not a regular file"
+    data.clear_image_cache()
+
+
+def test_an_image_with_too_many_pixels_is_skipped_before_it_is_decoded(tmp_path, monkeypatch):
+    data.clear_image_cache()
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(tmp_path / "small.png")
+    # 12,000 x 12,000 = 144 megapixels; one bit per pixel keeps the file and this test small
+    Image.new("1", (12000, 12000), 1).save(tmp_path / "huge.png")
+    decoded = []
+    load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or load(self))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's own DecompressionBombWarning
+        images, report = load_image_folder(tmp_path, image_size=16, return_report=True)
+    assert report.files == ("small.png",) and len(images) == 1
+    ((name, reason),) = report.skipped
+    assert name == "huge.png" and "144 megapixels" in reason and "MAX_IMAGE_PIXELS" in reason
+    assert (12000, 12000) not in decoded  # refused from its header
+    data.clear_image_cache()
+
+
+def test_a_changed_disk_cache_is_noticed_and_rebuilt(folder):
+    cache = folder.parent / "cache"
+    (first, report), _ = _load(folder, image_size=32, cache_dir=cache)
+    array_file = report.cache_file
+    # the same shape and type, other pixels: only the recorded hash can tell
+    np.save(array_file, np.zeros_like(first))
+    data.clear_image_cache()
+    with pytest.warns(UserWarning) as record:
+        again, report = load_image_folder(
+            folder, image_size=32, cache_dir=cache, return_report=True
+        )
+    messages = [str(w.message) for w in record]
+    assert any("does not match the hash" in m and str(array_file) in m for m in messages)
+    assert report.source == "decoded"
+    np.testing.assert_array_equal(again, first)
+    # the rewritten cache is used again, silently apart from the skipped files
+    data.clear_image_cache()
+    (cached, report), _ = _load(folder, image_size=32, cache_dir=cache)
+    assert report.source == "disk cache"
+    np.testing.assert_array_equal(cached, first)
+    # a cache cut short, or of another shape, is rebuilt too
+    for damage in (
+        lambda: array_file.write_bytes(array_file.read_bytes()[:100]),
+        lambda: np.save(array_file, first[:, :16]),
+        lambda: np.save(array_file, np.float32(3.0)),
+    ):
+        damage()
+        data.clear_image_cache()
+        with pytest.warns(UserWarning) as record:
+            again, report = load_image_folder(
+                folder, image_size=32, cache_dir=cache, return_report=True
+            )
+        assert any(f"image cache {array_file}" in str(w.message) for w in record)
+        assert report.source == "decoded"
+        np.testing.assert_array_equal(again, first)
+    data.clear_image_cache()

@@ -142,3 +142,24 @@ def test_one_repeated_face_has_tiny_variety_and_none_recognised_has_none():
     assert result["variety"] < 0.002
     noise = np.random.default_rng(0).uniform(-1, 1, (20, 32, 32, 3)).astype(np.float32)
     assert math.isnan(mode_coverage(noise, value_range=(-1, 1))["variety"])
+
+
+def test_mode_coverage_refuses_a_value_range_that_does_not_fit_the_images():
+    images, _ = toy_faces(200, 32, seed=3)
+    right = mode_coverage(images)["coverage"]
+    assert right > 0
+    scaled = images.astype(np.float32)  # floats in [0, 255]: guessed as [0, 1] before
+    with pytest.raises(ValueError, match=r"to 255, outside the value_range \(0, 1\) guessed"):
+        mode_coverage(scaled)
+    assert mode_coverage(scaled, value_range=(0, 255))["coverage"] == right
+    tanh = scaled / 127.5 - 1.0  # [-1, 1] read as [0, 1]
+    with pytest.raises(
+        ValueError, match=r"from -0\.\d+ to 1, outside the value_range \(0, 1\) given"
+    ):
+        mode_coverage(tanh, value_range=(0, 1))
+    assert mode_coverage(tanh, value_range=(-1, 1))["coverage"] == right
+    assert mode_coverage(tanh)["coverage"] == right  # guessed right: it has negative values
+    broken = tanh.copy()
+    broken[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        mode_coverage(broken, value_range=(-1, 1))

@@ -176,3 +176,33 @@ def test_fid_warns_on_singular_covariances_but_still_answers():
     with pytest.warns(UserWarning, match="singular"):
         value = fid(x, y)
     assert math.isfinite(value) and value >= 0
+
+
+def test_kid_and_fid_refuse_nan_or_infinite_features():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(50, 4)), rng.normal(size=(40, 4))
+    for bad in (np.nan, np.inf):
+        broken = y.copy()
+        broken[3, 1] = bad
+        with pytest.raises(ValueError, match="1 of the 40 fake feature vectors hold NaN"):
+            kid(x, broken)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            fid(x, broken)
+        with pytest.raises(ValueError, match="real feature vectors"):
+            kid(broken, x)
+
+
+def test_fid_never_raises_linalg_error(monkeypatch):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(300, 3))
+    y = rng.normal(0.5, 1.0, size=(300, 3))
+    # features so large that their covariances overflow: the same value, scaled
+    big = fid(x * 1e150, y * 1e150)
+    assert math.isfinite(big) and big / 1e300 == pytest.approx(fid(x, y), rel=1e-9)
+
+    def no_convergence(*args, **kwargs):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(np.linalg, "eigh", no_convergence)
+    with pytest.raises(ValueError, match="did not converge.*use KID"):
+        fid(x, y)

@@ -122,3 +122,30 @@ def test_a_process_killed_while_saving_leaves_a_loadable_checkpoint(tmp_path):
     gan = GAN.from_preset("improved", 32, seed=1)
     state = load_checkpoint(gan, tmp_path)
     assert state is not None and state["step"] >= 3
+
+
+def test_checkpoints_refuse_a_step_count_keras_cannot_stop_at(tmp_path):
+    """Keras calls back only between calls of steps_per_execution steps: every_steps=3 with
+    2 steps per call would checkpoint at steps 4, 6, ... instead; that is an error."""
+    from ganlib.training import Checkpoints
+
+    gan = conv_gan(steps_per_execution=2)
+    with pytest.raises(ValueError, match="cannot checkpoint every 3 steps.*2 steps per call"):
+        gan.fit(
+            dataset(images(32, 32), 8),
+            epochs=1,
+            verbose=0,
+            callbacks=[Checkpoints(tmp_path, every_steps=3)],
+        )
+    assert int(gan.global_step.numpy()) == 0 and not list_checkpoints(tmp_path)
+    gan.fit(
+        dataset(images(32, 32), 8).repeat(),
+        epochs=1,
+        steps_per_epoch=4,
+        verbose=0,
+        callbacks=[Checkpoints(tmp_path, every_steps=2, keep=5)],
+    )
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "ckpt-000000002.npz",
+        "ckpt-000000004.npz",
+    ]
