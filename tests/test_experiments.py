@@ -408,7 +408,9 @@ def test_a_result_recorded_before_runs_were_listed_is_continued(tmp_path):
     # A run whose grids were all left out by an older ganlib holds the others' grids back no more.
     for grid in (out / "samples").glob("baseline_*.png"):
         grid.unlink()
-    again = run_experiment("ablation", out, work=work, quick=True, kid=False, variants=["full_view"])
+    again = run_experiment(
+        "ablation", out, work=work, quick=True, kid=False, variants=["full_view"]
+    )
     assert again["grid_epochs"] == [0, 1]
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
         "full_view_epoch_0000.png",
@@ -438,8 +440,20 @@ def test_a_stopped_experiment_is_recorded_as_far_as_it_got(tmp_path):
     (out / "provenance.json").write_text(json.dumps(stopped))
     caption = recorded.provenance_caption(json.loads((out / "provenance.json").read_text()))
     assert "Still training: baseline_seed0 (2 of 3 epochs)" in caption
-    assert cli.main(
-        ["experiment", "seed-claim", "--quick", "--no-kid", "--out", str(out), "--work", str(work)]
-        + ["--epochs", "3", "--variants", "baseline", "--seeds", "0", "--record-only"]
-    ) == 0
+    assert (
+        cli.main(
+            [
+                "experiment",
+                "seed-claim",
+                "--quick",
+                "--no-kid",
+                "--out",
+                str(out),
+                "--work",
+                str(work),
+            ]
+            + ["--epochs", "3", "--variants", "baseline", "--seeds", "0", "--record-only"]
+        )
+        == 0
+    )
     assert json.loads((out / "provenance.json").read_text())["command"].endswith("--record-only")
