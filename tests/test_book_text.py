@@ -160,3 +160,59 @@ def test_the_readme_main_job_is_chapter_4s_recipe_and_bench_measures_it():
         and options.get("r1_gamma", 0.0) == args.r1_gamma
     ]
     assert measured and any(args.epochs in stages for _, stages in measured)
+
+
+# ---- what a reader sees on chapters 4-8: legible figures, no stale paths (issue: the site as a
+# reader sees it). tests/browser measures the built pages; these read the notebooks' code.
+
+READER_CHAPTERS = [p for p in CHAPTERS if 4 <= int(p.name[:2]) <= 8]
+FIGURE_FONT_PT = 14  # as tests/browser/chromium_page.py assumes when it judges a figure's size
+FIGURE_MAX_INCHES = 8.0  # 800 px at 100 dpi: 14-pt text stays body-sized in a ~700-px column
+
+
+def _code(path):
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", READER_CHAPTERS, ids=lambda p: p.stem)
+def test_figures_are_drawn_to_be_read_at_the_pages_width(path):
+    code = _code(path)
+    sizes = re.findall(r"\"font\.size\":\s*(\d+(?:\.\d+)?)", code)
+    assert sizes and all(float(s) >= FIGURE_FONT_PT for s in sizes), (
+        f"{path.name}: set matplotlib's font.size to at least {FIGURE_FONT_PT} (found {sizes})"
+    )
+    assert re.search(r"\"figure\.dpi\":\s*100\b", code), f"{path.name}: figures at 100 dpi"
+    small = [f for f in re.findall(r"fontsize=(\d+(?:\.\d+)?)", code) if float(f) < FIGURE_FONT_PT]
+    assert not small, f"{path.name}: text smaller than {FIGURE_FONT_PT} pt: fontsize={small}"
+    widths = re.findall(r"figsize=\(\s*([^,]+?)\s*,", code)
+    widths += re.findall(r"show_grid\([^)]*\bsize=([\d.]+)", code)
+    too_wide = [w for w in widths if w != "FIGURE_WIDTH" and not (_number(w) and float(w) <= 8.0)]
+    assert not too_wide, f"{path.name}: figures wider than {FIGURE_MAX_INCHES} in: {too_wide}"
+    width = re.search(r"^FIGURE_WIDTH\s*=\s*([\d.]+)", code, flags=re.M)
+    assert width is None or float(width.group(1)) <= FIGURE_MAX_INCHES
+
+
+def _number(text):
+    return re.fullmatch(r"\d+(?:\.\d+)?", text) is not None
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_temporary_and_run_folders_are_named_after_their_own_chapter(path):
+    number = int(path.name[:2])
+    code = _code(path)
+    named = re.findall(r"prefix=\"[^\"]*?(\d\d)[_-]", code)
+    named += re.findall(r"[\"/](?:ch)?(\d\d)_[a-z]\w*\"", code)
+    wrong = sorted({int(n) for n in named} - {number})
+    assert not wrong, f"{path.name} names folders after chapter(s) {wrong}"
+
+
+def test_the_stale_names_of_issue_21_would_be_caught():
+    # The check above, on the three names the issue found (chapters 6, 7 and 8).
+    for number, code in (
+        (6, 'Path(tempfile.mkdtemp(prefix="ch05_"))'),
+        (7, 'Path(tempfile.mkdtemp(prefix="gan-book-06-"))'),
+        (8, 'run_dir = Path(tempfile.mkdtemp(prefix="ch07_"))'),
+    ):
+        named = re.findall(r"prefix=\"[^\"]*?(\d\d)[_-]", code)
+        assert {int(n) for n in named} - {number}, code

@@ -113,12 +113,15 @@ class InceptionFeatures(_Extractor):
             if weights != "imagenet":
                 raise
             target = _keras_cache_dir() / INCEPTION_WEIGHTS_FILE
+            # The first line is one sentence a page can show as it is: what failed and what
+            # to use instead, without the URL, the errno or a path; the details follow.
             raise FileNotFoundError(
-                "could not download the ImageNet weights for InceptionV3 "
-                f"({type(err).__name__}: {err}). Either copy {INCEPTION_WEIGHTS_FILE} "
+                "The ImageNet weights for InceptionV3 could not be downloaded; measure with "
+                "ganlib.metrics.DomainFeatures() instead.\n"
+                f"To use InceptionV3 offline, copy {INCEPTION_WEIGHTS_FILE} "
                 f"(from https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/) "
-                f"to {target}, or pass InceptionFeatures(weights='path/to/{INCEPTION_WEIGHTS_FILE}'), "
-                "or measure offline with ganlib.metrics.DomainFeatures() instead."
+                f"to {target}, or pass InceptionFeatures(weights='path/to/{INCEPTION_WEIGHTS_FILE}').\n"
+                f"Cause: {type(err).__name__}: {err}"
             ) from err
 
     def _build_forward(self):

@@ -4,15 +4,19 @@ Run after `jupyter-book build .` (it is not part of the plain `pytest` run):
 
     python -m pytest tests/browser -o addopts="" -q
 
-For each chapter listed in _toc.yml it takes a screenshot into
-_build/screenshots/<page>.png, dumps the DOM as the browser sees it, and checks that the
-page shows its figures, has no error output, embeds its widgets, and links to its own
-notebook in Colab. Chromium must be installed at /usr/bin/chromium (or named by the
-CHROMIUM environment variable); `.ci/run` installs Debian's `chromium` when it is missing.
+For each chapter listed in _toc.yml it saves a screenshot of the whole page into
+_build/screenshots/<page>.png (for a person to look at; CI keeps _build/), dumps the DOM as
+the browser sees it, and checks that the page shows its figures, has no error output,
+embeds its widgets, and links to its own notebook in Colab. It then looks at the page as a
+reader does (chromium_page.py, whose checks test_page_checks.py proves on broken pages):
+no raw Markdown table, no math left untypeset by MathJax, no traceback, no download or
+network message, no temporary path named after another chapter, and no figure shown so
+small that its text is smaller than the body text. Chromium must be installed at
+/usr/bin/chromium (or named by the CHROMIUM environment variable); `.ci/run` installs
+Debian's `chromium` when it is missing.
 """
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -21,23 +25,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chromium_page import CHROMIUM, CHROMIUM_FLAGS, defects, look
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 EXECUTED = ROOT / "_build" / "jupyter_execute"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 # Chapters that must show an ipywidgets view (later chapters may add more; any chapter
 # whose executed notebook displays a widget is checked for it too).
 WIDGET_CHAPTERS = {"01_gan_basics", "02_transposed_convolution"}
@@ -114,9 +107,10 @@ class _Page(HTMLParser):
 
 
 def _run_chromium(*arguments, timeout=180):
+    flags = [f for f in CHROMIUM_FLAGS if f != "--remote-debugging-pipe"]
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments],
+            [CHROMIUM, *flags, f"--user-data-dir={profile}", *arguments],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -155,15 +149,19 @@ def test_chapter_page(chapter):
     assert page.exists(), f"{page} is missing: is {chapter}.ipynb in the build?"
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: apt-get install chromium"
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # The page as a reader sees it, with a screenshot of the whole of it.
     screenshot = SCREENSHOTS / f"{name}.png"
     screenshot.unlink(missing_ok=True)
-    url = page.as_uri()
-    result = _run_chromium(f"--screenshot={screenshot}", "--window-size=1280,2400", url)
+    seen = look(page, screenshot=screenshot)
     assert screenshot.exists() and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (
-        f"no screenshot of {name}: {result.stderr[-2000:]}"
+        f"no screenshot of {name}"
     )
+    found = defects(seen)
+    assert not found, f"{name} shows {len(found)} defect(s):\n" + "\n".join(found)
+    if seen.math:
+        assert seen.mathjax, f"{name}: MathJax did not load"
 
+    url = page.as_uri()
     result = _run_chromium("--dump-dom", "--virtual-time-budget=5000", url)
     dom = result.stdout
     assert "<body" in dom, f"Chromium returned no DOM for {name}: {result.stderr[-2000:]}"
