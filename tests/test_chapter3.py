@@ -103,9 +103,11 @@ def results():
     return [recorded.load_result(ROOT / "book" / "results" / name) for name in RESULTS]
 
 
-def test_the_results_load_and_have_finished_variants(results):
+def test_the_results_load_and_have_finished_or_running_runs(results):
     for name, result in zip(RESULTS, results, strict=True):
-        assert result.histories, f"book/results/{name} has no finished variant"
+        assert result.histories or result.provenance.get("runs_in_progress"), (
+            f"book/results/{name} has neither a finished run nor one in progress"
+        )
 
 
 def test_chapter_loads_its_recorded_results_through_ganlib_recorded():
@@ -130,7 +132,7 @@ def test_no_recorded_number_is_typed_into_the_prose(results):
 
 def test_the_check_finds_numbers_typed_into_a_doctored_copy(results):
     notebook = json.loads(CHAPTER.read_text())
-    result = results[0]
+    result = next(r for r in results if r.histories)
     variant = next(iter(result.histories))
     kids = [v for v in result.histories[variant].get("kid", []) if math.isfinite(v)]
     wall = float(result.provenance["wall_seconds"])
