@@ -13,7 +13,7 @@ def roughness_ratio(images, region, value_range=None) -> float:
     images: (n, s, s, c), uint8 or float (value_range as in ganlib.common.to_uint8).
     region: bool (s, s), e.g. the pixels a discriminator cannot see
     (`~ganlib.models.visible_pixels(d)`). A pixel's roughness is
-    |x[i, j] - x[i, j + 1]| + |x[i, j] - x[i + 1, j]|, averaged over channels and
+    `abs(x[i, j] - x[i, j + 1]) + abs(x[i, j] - x[i + 1, j])`, averaged over channels and
     images, for every pixel but the last row and column (which have no right or lower
     neighbour). 1 when the region is as rough as the rest; above 1 where the generator
     draws noisier pictures there. ValueError when the region holds none, or all, of
