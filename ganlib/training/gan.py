@@ -526,12 +526,8 @@ class GAN(keras.Model):
         # normalises real and generated images each by their own batch statistics, and
         # a minibatch-std layer measures the spread of each kind on its own.
         if self.r1_gamma:
-            with tf.GradientTape(watch_accessed_variables=False) as input_tape:
-                input_tape.watch(real_in)
-                real_logits = self._logit(real_in)
-                total = tf.reduce_sum(real_logits)  # in the tape: the sum is part of the path
             # Inside the step's own tape: the penalty's gradient reaches D's weights.
-            real_gradients = input_tape.gradient(total, real_in)
+            real_logits, real_gradients = self._logits_and_input_gradients(real_in)
         else:
             real_logits = self._logit(real_in)
         fake_logits = self._logit(fake_in)
@@ -580,10 +576,27 @@ class GAN(keras.Model):
         tail = [1] * (len(real_in.shape) - 1)
         mix = self._random(tf.random.stateless_uniform, GP_MIX, tail, tf.shape(real_in)[0])
         mixed = mix * real_in + (1.0 - mix) * fake_in
+        return self._logits_and_input_gradients(mixed)[1]
+
+    def _logits_and_input_gradients(self, images):
+        """(D's float32 logits (n, 1), float32 d(sum of logits)/d images): R1's and GP's gradient.
+
+        Under mixed_float16 the discriminator back-propagates in float16, where small
+        gradients lose precision or flush to zero; this gradient is scaled up as the
+        weights' are (the optimizer's current loss scale, 1 in float32) and divided back
+        in float32. An overflow makes the penalty, and so the loss, non-finite: the
+        loss-scale optimizer then skips the update and lowers its scale, as for any other.
+        """
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(mixed)
-            total = tf.reduce_sum(self._logit(mixed))
-        return tape.gradient(total, mixed)
+            tape.watch(images)
+            logits = self._logit(images)
+            scale = self._input_gradient_scale()
+            total = tf.reduce_sum(logits) * scale  # in the tape: the sum is part of the path
+        return logits, tf.cast(tape.gradient(total, images), tf.float32) / scale
+
+    def _input_gradient_scale(self):
+        """The discriminator optimizer's loss scale, float32 scalar: 1.0 unless mixed_float16."""
+        return tf.cast(self.d_optimizer.scale_loss(tf.constant(1.0)), tf.float32)
 
     def _generator_objective(self, noise):
         """(loss over the global batch, G's loss on this replica's batch)."""

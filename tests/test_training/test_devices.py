@@ -92,3 +92,47 @@ def test_train_runs_one_step_per_call_on_several_replicas(tmp_path):
         """
     )
     assert result == {"per_call": 1, "steps": 4, "epochs": 1}
+
+
+@pytest.mark.parametrize("penalty", ["r1", "gp"])
+def test_input_gradient_penalties_are_loss_scaled_under_mixed_float16(penalty):
+    """R1 and GP differentiate D with respect to its input: under mixed_float16 that
+    back-propagation runs in float16, where gradients below about 6e-5 lose precision and
+    below 6e-8 flush to zero. Each layer's weights scaled by 0.03 make the input gradients
+    about 1e-7 per pixel (the weights themselves stay well inside float16's range); scaled
+    like the weights' gradients, the penalties' squared norms then match float32 to 0.1 %,
+    unscaled they were up to 0.25 % off (and all zero with 0.003 per layer)."""
+    options = {"r1_gamma": 1.0} if penalty == "r1" else {"loss": "wgan-gp", "gp_weight": 10.0}
+
+    def gan_with_tiny_gradients(policy):
+        with _dtype_policy(policy):
+            gan = mlp_gan(seed=0)
+        gan.compile(
+            keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-3, beta_1=0.5),
+            **options,
+        )
+        return gan
+
+    real = tf.constant(images(16))
+    noise = tf.constant(np.random.default_rng(1).standard_normal((16, 8)), tf.float32)
+    exact = gan_with_tiny_gradients("float32")
+    mixed = gan_with_tiny_gradients("mixed_float16")
+    assert isinstance(mixed.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    for source, target in zip(exact.weights, mixed.weights, strict=True):
+        target.assign(source)  # the same network in both precisions
+    for gan in (exact, mixed):
+        for weight in gan.discriminator.weights:
+            weight.assign(weight * 0.03)
+
+    # The penalties' gradients, image by image, at the same points in both precisions:
+    # R1's at the real images, GP's at the same interpolations (same seed and step).
+    fake = exact.generator(noise)
+
+    def squared_norms(gan):
+        if penalty == "r1":
+            return gan._squared_norms(gan._logits_and_input_gradients(real)[1]).numpy()
+        return gan._squared_norms(gan._interpolate_gradients(real, fake)).numpy()
+
+    expected = squared_norms(exact)
+    assert np.all((expected > 1e-12) & (expected < 1e-8)), expected  # the premise: tiny
+    np.testing.assert_allclose(squared_norms(mixed), expected, rtol=1e-3)
