@@ -45,6 +45,8 @@ _EXPORTS = {
     "smoke_budget": "modes",
     "gpu_minutes": "modes",
     "mode_table": "modes",
+    "generator_updates": "modes",
+    "check_updates": "modes",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

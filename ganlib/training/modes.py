@@ -23,6 +23,8 @@ __all__ = [
     "smoke_budget",
     "gpu_minutes",
     "mode_table",
+    "generator_updates",
+    "check_updates",
     "A100_SECONDS_PER_UPDATE",
     "T4_SLOWDOWN",
 ]
@@ -129,3 +131,29 @@ def mode_table(updates_by_mode, cost=1.0):
             f"| about {minutes['T4']:.0f} min |"
         )
     return "\n".join(lines)
+
+
+def generator_updates(*gans):
+    """How many generator updates these GANs have made, together (chapter 3).
+
+    Read from each generator optimizer's own step counter, so it counts what training
+    did, whatever the chapter believes it asked for.
+    """
+    return sum(int(gan.g_optimizer.iterations.numpy()) for gan in gans)
+
+
+def check_updates(planned, done):
+    """A sentence saying a chapter ran the updates it planned; ValueError if not (chapter 3).
+
+    planned: the updates the chapter's parameters count for its MODE (the same
+    arithmetic that its GPU estimates use for the other modes); done: what training
+    made, e.g. `generator_updates(gan, ...)`. A mismatch means the estimates printed
+    for the GPU modes count the wrong thing, so it stops the chapter.
+    """
+    planned, done = int(planned), int(done)
+    if planned != done:
+        raise ValueError(
+            f"the chapter planned {planned:,} generator updates but training made {done:,}: "
+            "the update count behind its GPU estimates does not match what it runs"
+        )
+    return f"{done:,} generator updates, as counted from the chapter's parameters."

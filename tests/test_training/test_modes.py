@@ -100,3 +100,20 @@ def test_an_assumed_accelerator_sets_the_gpu_choices_on_the_cpu(monkeypatch):
     monkeypatch.setenv("GANLIB_ASSUME_ACCELERATOR", "quantum")
     with pytest.raises(ValueError, match="GANLIB_ASSUME_ACCELERATOR must be gpu, tpu or cpu"):
         devices.use_xla("auto")
+
+
+def test_generator_updates_counts_what_training_made():
+    from tests.test_training._helpers import dataset, images, mlp_gan
+
+    gan, other = mlp_gan(seed=0), mlp_gan(seed=1)
+    x = images(64)
+    gan.fit(dataset(x, 16), epochs=2, verbose=0)  # 4 batches of 16, twice
+    other.fit(dataset(x, 32), epochs=1, verbose=0)  # 2 batches of 32
+    assert modes.generator_updates(gan) == 8
+    assert modes.generator_updates(gan, other) == 10
+    assert "10 generator updates" in modes.check_updates(10, modes.generator_updates(gan, other))
+
+
+def test_check_updates_refuses_a_plan_that_training_did_not_follow():
+    with pytest.raises(ValueError, match="planned 12 generator updates but training made 10"):
+        modes.check_updates(12, 10)
