@@ -29,8 +29,9 @@
 #                                     fit k, train_on_batch
 #   experiment  python -m ganlib experiment seed-claim --image-size 64 --width 1.0 (its
 #               defaults: --out book/results/seed-claim, --work runs/experiments/seed-claim/
-#               toy-faces-4992_64px_w1; it trains the baseline and improved_as_run variants,
-#               31,200 updates each, and resumes from the newest checkpoint when run again),
+#               toy-faces-4992_64px_w1; it trains each of its variants for each of its
+#               seeds, 31,200 updates a run, one run after the other, and resumes from the
+#               newest checkpoint when run again),
 #               under `timeout` with what is left of the budget less 30 s for packing (the
 #               checkpoints are written atomically, so a kill loses at most one epoch);
 #               skipped with a line where that command does not exist. --tiny: --quick, its
