@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_SIZES", "to_uint8", "value_range_of"]
+__all__ = ["IMAGE_SIZES", "to_uint8", "value_range_of", "WriteError"]
 
 # The sizes the book's convolutional models are built for (chapters 2-8).
 IMAGE_SIZES = (32, 64)
@@ -113,7 +113,7 @@ def temporary_name(path) -> Path:
 
 
 class WriteError(OSError):
-    """A file ganlib could not write: the message names the file and says what to do.
+    """A file ganlib could not write: the message names the file and says what to do (chapter 5).
 
     An OSError (its `errno` and `filename` are those of the failure), so code that
     catches OSError still does; the command line prints it as one `ganlib: error:` line.

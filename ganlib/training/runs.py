@@ -110,7 +110,7 @@ _REQUIRED_KEYS = ("model", "image_size", "width", "latent_dim")
 
 
 class RunInUseError(OSError):
-    """Another live process is training in the run folder (see `lock_run`)."""
+    """Another live process is training in the run folder; names the holder (`lock_run`, chapter 5)."""
 
     def __str__(self):
         return str(self.args[0]) if self.args else super().__str__()
