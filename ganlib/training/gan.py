@@ -75,6 +75,20 @@ def _uses_float16(model):
     return any(layer.compute_dtype == "float16" for layer in model.layers)
 
 
+class _StepCountingLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """A LossScaleOptimizer whose `iterations` counts the steps it skips, as Keras 2's did.
+
+    Keras 3 skips a step whose scaled gradients overflowed without counting it, so a
+    mixed-precision run's `iterations` (and `training.generator_updates`) would fall one
+    short of its training steps at every overflow, which dynamic loss scaling provokes
+    every few thousand steps.
+    """
+
+    def _stateful_handle_non_finite_grads(self):
+        super()._stateful_handle_non_finite_grads()
+        self.inner_optimizer.iterations.assign_add(1)
+
+
 def _replicas():
     """(number of replicas, this replica's index) inside a train step."""
     context = tf.distribute.get_replica_context()
@@ -418,7 +432,7 @@ class GAN(keras.Model):
     @staticmethod
     def _loss_scaled(optimizer, model):
         if _uses_float16(model) and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            return keras.optimizers.LossScaleOptimizer(optimizer)
+            return _StepCountingLossScaleOptimizer(optimizer)
         return optimizer
 
     def build_optimizers(self):

@@ -402,3 +402,30 @@ def test_from_preset_chooses_the_steps_per_call_for_each_fit():
     with pytest.raises(ValueError, match="multiple of steps_per_execution"):
         fixed.fit(data.repeat(), epochs=1, steps_per_epoch=4, verbose=0)
     assert fixed.steps_per_execution == 3
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_step_skipped_by_loss_scaling_still_counts_as_a_generator_update(jit_compile):
+    # Under mixed_float16 a step whose scaled gradients overflow changes no weight; Keras 3
+    # left it out of `iterations`, so a long GPU run counted fewer updates than it trained.
+    from ganlib.training.devices import _dtype_policy
+
+    with _dtype_policy("mixed_float16"):
+        gan = mlp_gan()
+    gan.compile(
+        keras.optimizers.Adam(1e-3, beta_1=0.5),
+        keras.optimizers.Adam(1e-3, beta_1=0.5),
+        jit_compile=jit_compile,
+    )
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    weights = snapshot(gan.generator.trainable_variables)
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        optimizer.dynamic_scale.assign(1e38)  # every scaled gradient overflows float16
+    gan.fit(dataset(images(16), 8), epochs=1, verbose=0)
+    assert not any(moved(weights, gan.generator.trainable_variables))  # both steps skipped
+    assert training.generator_updates(gan) == int(gan.global_step.numpy()) == 2
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        optimizer.dynamic_scale.assign(1.0)
+    gan.fit(dataset(images(16), 8), epochs=1, verbose=0)
+    assert all(moved(weights, gan.generator.trainable_variables))  # these two were applied
+    assert training.generator_updates(gan) == int(gan.global_step.numpy()) == 4
