@@ -103,7 +103,7 @@ def test_an_assumed_accelerator_sets_the_gpu_choices_on_the_cpu(monkeypatch):
 
 
 def test_generator_updates_counts_what_training_made():
-    from tests.test_training._helpers import dataset, images, mlp_gan
+    from ._helpers import dataset, images, mlp_gan
 
     gan, other = mlp_gan(seed=0), mlp_gan(seed=1)
     x = images(64)
