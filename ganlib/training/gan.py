@@ -1,7 +1,8 @@
-"""The GAN as a keras.Model: one discriminator and one generator update per `train_step` (chapter 5)."""
+"""The GAN as a keras.Model: `train_step` updates the discriminator, then the generator (chapter 5)."""
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import keras
@@ -115,11 +116,48 @@ def _batch_norm_layers(model):
     return found
 
 
+def _values_now(variables):
+    """[(variable, its value now)]; a constant value (zeros, say) kept as one number."""
+    starts = []
+    for variable in variables:
+        value = keras.ops.convert_to_numpy(variable)
+        if value.size and (value == value.flat[0]).all():
+            value = value.flat[0]
+        starts.append((variable, value))
+    return starts
+
+
+def _put_back(starts):
+    """Assign each variable of `_values_now`'s list the value it had then."""
+    for variable, value in starts:
+        variable.assign(np.broadcast_to(value, variable.shape))
+
+
+def _check_same_variables(name, model, new):
+    """ValueError unless `new` has as many variables as `model`, of the same shapes."""
+    old_variables, new_variables = model.variables, new.variables
+    if len(new_variables) != len(old_variables):
+        raise ValueError(
+            f"the new {name} has {len(new_variables)} variables, this GAN's {name} "
+            f"{len(old_variables)}: build it as this GAN's {name} was built"
+        )
+    for old, fresh in zip(old_variables, new_variables, strict=True):
+        if tuple(old.shape) != tuple(fresh.shape):
+            raise ValueError(
+                f"the new {name}'s variable {fresh.path} has shape {tuple(fresh.shape)}, "
+                f"this GAN's {name}'s {old.path} {tuple(old.shape)}: build it as this "
+                f"GAN's {name} was built"
+            )
+
+
 # The random streams of one training step. Each draws from the stateless seed
 # (noise seed, counter); the counter layout of streams 0-3 is that of earlier ganlib
 # versions, so their runs keep their noise, and streams 4-7 count down from -1 so that
 # no two (step, stream) pairs share a seed. Stream 7 is the last free slot of that
-# layout: a further stream needs a new one.
+# layout: a further stream needs a new one. With several discriminator updates per step
+# (GAN.compile's d_steps), update i > 0 draws its streams from that seed with i folded
+# in (tf.random.experimental.stateless_fold_in), so the first update draws what a step
+# with one update draws.
 D_NOISE, G_NOISE, REAL_LABELS, FAKE_LABELS = 0, 1, 2, 3
 D_REAL_AUGMENT, D_FAKE_AUGMENT, G_FAKE_AUGMENT = 4, 5, 6
 GP_MIX = 7  # the WGAN-GP interpolation weights
@@ -151,11 +189,14 @@ def check_loss_options(
             raise ValueError(f"{what} must be a number >= 0 (0 turns it off), got {value!r}")
 
 
-def check_update_scheme(update_scheme="ganlib", loss="bce", r1_gamma=0.0, augmented=False):
+def check_update_scheme(
+    update_scheme="ganlib", loss="bce", r1_gamma=0.0, augmented=False, d_steps=1
+):
     """ValueError unless update_scheme is valid with these `GAN.compile` settings (chapter 3).
 
     "notebook" is the anime-face notebook's plain "bce" iteration: no other loss, no R1
-    penalty, no augmenter (augmented: whether the GAN has one).
+    penalty, no augmenter (augmented: whether the GAN has one), and its own two
+    discriminator updates per step (d_steps 1).
     """
     if update_scheme not in UPDATE_SCHEMES:
         raise ValueError(
@@ -165,6 +206,12 @@ def check_update_scheme(update_scheme="ganlib", loss="bce", r1_gamma=0.0, augmen
         raise ValueError(
             'update_scheme="notebook" is the anime-face notebook\'s plain "bce" iteration; '
             "use it without another loss, R1 or an augmenter"
+        )
+    if update_scheme == "notebook" and d_steps != 1:
+        raise ValueError(
+            f'update_scheme="notebook" makes its own two discriminator updates per step '
+            f"(real batch, then generated batch); d_steps={d_steps!r} applies to "
+            f'update_scheme="ganlib" only: leave d_steps at 1 or use update_scheme="ganlib"'
         )
 
 
@@ -226,6 +273,11 @@ class GAN(keras.Model):
         self.augmenter = augmenter
         if augmenter is not None and not augmenter.built:
             augmenter.build(tuple(discriminator.inputs[0].shape))
+        # What `reset` puts back (plain containers: Keras would track their variables).
+        object.__setattr__(
+            self, "_augmenter_start", _values_now(augmenter.variables if augmenter else [])
+        )
+        object.__setattr__(self, "_optimizer_starts", [])  # (optimizer, its values as built)
         self.ema = None if ema is None else float(ema)
         self.ema_generator = None
         if ema is not None:
@@ -265,6 +317,8 @@ class GAN(keras.Model):
         self.label_smoothing = self.label_noise = 0.0
         self.gan_loss, self.gp_weight, self.r1_gamma = "bce", 10.0, 0.0
         self.update_scheme = "ganlib"
+        self.d_steps = 1
+        self._d_update = 0  # the discriminator update whose random numbers are drawn (`_seed`)
         # A plain dict (Keras would wrap an attribute dict into a tracked one).
         object.__setattr__(self, "preset", None)
         self._step_offset = 0  # steps of the current epoch done before this fit() call
@@ -376,6 +430,7 @@ class GAN(keras.Model):
         gp_weight=10.0,
         r1_gamma=0.0,
         update_scheme="ganlib",
+        d_steps=1,
         **kwargs,
     ):
         """Set the two optimizers (default: Adam 2e-4, beta_1 0.5), the loss and its tricks (chapters 4-5).
@@ -397,14 +452,18 @@ class GAN(keras.Model):
         uniformly at random (the Keras CelebA example uses 0.05). Both: "bce" only.
         jit_compile: "auto" uses XLA on GPUs and TPUs only. With mixed_float16 models
         the optimizers are wrapped in LossScaleOptimizer.
-        update_scheme: "ganlib" (one discriminator update on a real and a generated batch,
-        the generated one drawn in training mode, then a generator update on as many
-        noise vectors) or "notebook", the anime-face DCGAN project's iteration (chapter
-        3): `notebook_discriminator_steps`, then a generator update on twice as many
-        noise vectors; "bce" loss only, without R1 or an augmenter.
+        update_scheme: "ganlib" (`d_steps` discriminator updates, each on a real and a
+        generated batch, the generated one drawn in training mode, then a generator update
+        on as many noise vectors) or "notebook", the anime-face DCGAN project's iteration
+        (chapter 3): `notebook_discriminator_steps`, then a generator update on twice as
+        many noise vectors; "bce" loss only, without R1 or an augmenter.
+        d_steps: discriminator updates per training step (an int >= 1, "ganlib" scheme
+        only), each on the step's real batch and fresh noise, before its one generator
+        update, as WGAN-GP's critic takes several (e.g. 5); the logs average them.
         """
+        d_steps = check_int(d_steps, "d_steps (discriminator updates per training step)", 1)
         check_loss_options(loss, gp_weight, r1_gamma, label_smoothing, label_noise)
-        check_update_scheme(update_scheme, loss, r1_gamma, self.augmenter is not None)
+        check_update_scheme(update_scheme, loss, r1_gamma, self.augmenter is not None, d_steps)
         if jit_compile == "auto":
             jit_compile = use_xla("auto")
         super().compile(
@@ -425,6 +484,7 @@ class GAN(keras.Model):
         self.label_noise = float(label_noise)
         self.gan_loss, self.gp_weight, self.r1_gamma = loss, float(gp_weight), float(r1_gamma)
         self.update_scheme = update_scheme
+        self.d_steps = d_steps
         # Create the optimizers' variables now, under the model's strategy: made lazily
         # inside a replica's step they would not be mirrored.
         self.build_optimizers()
@@ -437,6 +497,7 @@ class GAN(keras.Model):
 
     def build_optimizers(self):
         """Create the optimizers' variables now (a checkpoint restore needs them; chapter 5)."""
+        starts = []  # each optimizer's state as built, which `reset` puts back
         with self.distribute_strategy.scope():
             for optimizer, model in (
                 (self.d_optimizer, self.discriminator),
@@ -444,6 +505,58 @@ class GAN(keras.Model):
             ):
                 if not optimizer.built:
                     optimizer.build(model.trainable_variables)
+                known = [start for start in self._optimizer_starts if start[0] is optimizer]
+                if not known:
+                    learning_rate = optimizer.learning_rate  # not part of that state
+                    variables = [v for v in optimizer.variables if v is not learning_rate]
+                    known = [(optimizer, _values_now(variables))]
+                starts += known
+        object.__setattr__(self, "_optimizer_starts", starts)
+
+    def reset(self, seed, generator=None, discriminator=None):
+        """Put this compiled GAN back into the state of a new one with noise seed `seed` (chapter 4).
+
+        generator, discriminator: freshly built models of the same architecture, whose
+        weights (and random states, e.g. Dropout's) are copied in; None leaves that
+        network as it is.
+        Everything else training changes starts again: the optimizers' state (not their
+        learning rates), the step counters, the EMA copy (the generator's weights), the
+        augmenter's state and the logged means. The traced training step is kept.
+        """
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        copies = [
+            (name, model, new)
+            for name, model, new in (
+                ("generator", self.generator, generator),
+                ("discriminator", self.discriminator, discriminator),
+            )
+            if new is not None
+        ]
+        for name, model, new in copies:  # all checked before anything changes
+            _check_same_variables(name, model, new)
+        for _, model, new in copies:
+            for variable, value in zip(model.variables, new.variables, strict=True):
+                variable.assign(keras.ops.convert_to_numpy(value))
+        for _, values in self._optimizer_starts:
+            _put_back(values)
+        _put_back(self._augmenter_start)
+        if self.ema_generator is not None:
+            self.ema_generator.set_weights(self.generator.get_weights())
+        self._ema_statistics_of = None
+        self.noise_seed.assign(int(seed))
+        self.global_step.assign(0)
+        self.nonfinite_step.assign(-1)
+        self.ema_updates.assign(0)
+        self._step_offset = 0
+        for tracker in (
+            self.d_loss_tracker,
+            self.g_loss_tracker,
+            self.real_accuracy_tracker,
+            self.fake_accuracy_tracker,
+            self.aug_p_tracker,
+        ):
+            tracker.reset_state()
 
     @property
     def metrics(self):
@@ -458,13 +571,29 @@ class GAN(keras.Model):
     # ----------------------------------------------------------------- the step
 
     def _seed(self, stream):
-        """The stateless seed, int64 (2,): (noise seed, counter of `stream` at this step)."""
+        """The stateless seed, int64 (2,): (noise seed, counter of `stream` at this step).
+
+        Inside `_drawing_for(update)` with update > 0, that seed with the update folded in.
+        """
         step = tf.convert_to_tensor(self.global_step)
         if stream < 4:
             counter = step * 4 + stream
         else:
             counter = -(step * 4 + (stream - 4)) - 1
-        return tf.stack([tf.convert_to_tensor(self.noise_seed), counter])
+        seed = tf.stack([tf.convert_to_tensor(self.noise_seed), counter])
+        if self._d_update:
+            update = tf.constant(self._d_update, tf.int64)
+            seed = tf.random.experimental.stateless_fold_in(seed, update)
+        return seed
+
+    @contextlib.contextmanager
+    def _drawing_for(self, update):
+        """Draw this step's random numbers for its discriminator update `update` (0: the first)."""
+        self._d_update = update
+        try:
+            yield
+        finally:
+            self._d_update = 0
 
     def _random(self, kind, stream, shape_tail, local_batch):
         """This replica's slice of a global (batch, *shape_tail) draw seeded by (seed, step)."""
@@ -641,15 +770,16 @@ class GAN(keras.Model):
         return logs
 
     def generator_step(self, noise):
-        """One generator update: make the discriminator call generator(noise) real (chapter 5)."""
+        """One generator update: make the discriminator call generator(noise) real (chapter 5).
+
+        The EMA copy, if any, is not updated here: `train_step` calls `update_ema` after it.
+        """
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             loss, logged = self._generator_objective(noise)
             scaled_loss = self.g_optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, variables)
         self.g_optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        if self.ema_generator is not None:
-            self.update_ema()
         return {"g_loss": logged}
 
     def notebook_discriminator_steps(self, real_images, noise):
@@ -775,16 +905,33 @@ class GAN(keras.Model):
             else:
                 tracker.update_state(logs[tracker.name], sample_weight=weight)
 
+    def _discriminator_updates(self, real_images):
+        """The step's discriminator updates on real_images, each on fresh noise; their mean logs.
+
+        `d_steps` times `discriminator_step` (update i > 0 draws from the step's streams
+        with i folded into their seeds), or the notebook scheme's own two updates.
+        """
+        batch = tf.shape(real_images)[0]
+        if self.update_scheme == "notebook":
+            return self.notebook_discriminator_steps(real_images, self.noise(batch, D_NOISE))
+        logs = []
+        for update in range(self.d_steps):
+            with self._drawing_for(update):
+                logs.append(self.discriminator_step(real_images, self.noise(batch, D_NOISE)))
+        if len(logs) == 1:
+            return logs[0]
+        return {name: tf.add_n([log[name] for log in logs]) / len(logs) for name in logs[0]}
+
     def train_step(self, data):
-        """One discriminator and one generator update on a batch of real images; the logs (chapter 5)."""
+        """`d_steps` discriminator updates, then a generator update, on real images; the logs (chapter 5)."""
         real_images = data[0] if isinstance(data, (tuple, list)) else data
         batch = tf.shape(real_images)[0]  # this replica's share of the global batch
-        if self.update_scheme == "notebook":
-            d_logs = self.notebook_discriminator_steps(real_images, self.noise(batch, D_NOISE))
-            g_logs = self.generator_step(self.noise(2 * batch, G_NOISE))
-        else:
-            d_logs = self.discriminator_step(real_images, self.noise(batch, D_NOISE))
-            g_logs = self.generator_step(self.noise(batch, G_NOISE))
+        d_logs = self._discriminator_updates(real_images)
+        # The notebook scheme's generator update takes twice the batch (chapter 3).
+        g_batch = 2 * batch if self.update_scheme == "notebook" else batch
+        g_logs = self.generator_step(self.noise(g_batch, G_NOISE))
+        if self.ema_generator is not None:
+            self.update_ema()
         self._record_nonfinite(d_logs["d_loss"], g_logs["g_loss"])
         self.global_step.assign_add(1)  # after the step: its random streams used the old value
         self._track(batch, {**d_logs, **g_logs})

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from ganlib import training
+from ganlib.augment import AdaptiveAugmenter
 from ganlib.models import build_pair
 from ganlib.training import (
     GAN,
@@ -13,6 +14,7 @@ from ganlib.training import (
     HistoryCSV,
     list_checkpoints,
 )
+from ganlib.training.gan import D_NOISE, G_NOISE
 
 from ._helpers import all_state, conv_gan, dataset, images, mlp_gan, moved, snapshot
 
@@ -429,3 +431,186 @@ def test_a_step_skipped_by_loss_scaling_still_counts_as_a_generator_update(jit_c
     gan.fit(dataset(images(16), 8), epochs=1, verbose=0)
     assert all(moved(weights, gan.generator.trainable_variables))  # these two were applied
     assert training.generator_updates(gan) == int(gan.global_step.numpy()) == 4
+
+
+# --------------------------------------------------------------------------- GAN.reset
+
+
+def _fresh_mlp_pair(seed):
+    """mlp_gan's two networks, as it builds them with `seed`."""
+    keras.utils.set_random_seed(seed)
+    return build_pair("mlp", 8, latent_dim=8, width=0.125)
+
+
+def _ada(seed=0):
+    return AdaptiveAugmenter(integration_steps=2, seed=seed)  # p moves within a few steps
+
+
+def _trained(gan, steps, seed=0):
+    """gan after `steps` fit steps on the same 8-image batches; fit's loss history."""
+    x = dataset(images(8 * steps, seed=seed), 8)
+    return gan.fit(x, epochs=1, verbose=0).history
+
+
+def test_reset_gan_trains_as_a_new_gan_of_that_seed():
+    gan = mlp_gan(seed=0, ema=0.9, augmenter=_ada())
+    _trained(gan, 3)
+    traced = gan.train_function
+    assert float(gan.augmenter.probability.numpy()) > 0  # ADA's p moved
+    gan.reset(7, *_fresh_mlp_pair(7))
+    history = _trained(gan, 4, seed=1)
+    assert gan.train_function is traced  # the same traced step, used again
+
+    new = mlp_gan(seed=7, ema=0.9, augmenter=_ada())
+    expected = _trained(new, 4, seed=1)
+    for name in expected:
+        np.testing.assert_allclose(history[name], expected[name], rtol=1e-6, atol=1e-7)
+    # weights, EMA copy, augmenter, both optimizers (moments and step counts), seed and step
+    for a, b in zip(all_state(gan), all_state(new), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert int(gan.ema_updates.numpy()) == int(new.ema_updates.numpy()) == 4
+
+
+def test_reset_zeroes_the_counters_and_logs_but_keeps_the_learning_rate_and_weights():
+    gan = mlp_gan(ema=0.9)
+    _trained(gan, 2)
+    gan.d_optimizer.learning_rate = 5e-4  # as a callback might set it
+    gan.nonfinite_step.assign(1)
+    weights = snapshot(gan.generator.weights + gan.discriminator.weights)
+    gan.reset(3)
+    assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 0
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        moments = [v for v in optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+        assert moments and not any(np.any(v.numpy()) for v in moments)
+    assert float(gan.d_optimizer.learning_rate.numpy()) == pytest.approx(5e-4)
+    assert float(gan.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    assert int(gan.noise_seed.numpy()) == 3 and int(gan.global_step.numpy()) == 0
+    assert int(gan.nonfinite_step.numpy()) == -1 and int(gan.ema_updates.numpy()) == 0
+    assert all(float(v.numpy()) == 0 for tracker in gan.metrics for v in tracker.variables)
+    # without new networks the weights stay, and the EMA copy starts from them
+    for before, after in zip(
+        weights, gan.generator.weights + gan.discriminator.weights, strict=True
+    ):
+        np.testing.assert_array_equal(before, after.numpy())
+    for ema, weight in zip(gan.ema_generator.weights, gan.generator.weights, strict=True):
+        np.testing.assert_array_equal(ema.numpy(), weight.numpy())
+
+
+def test_reset_refuses_networks_of_another_shape_and_names_the_network():
+    gan = mlp_gan()
+    _trained(gan, 1)
+    generator, discriminator = _fresh_mlp_pair(1)
+    keras.utils.set_random_seed(1)
+    wider_g, wider_d = build_pair("mlp", 8, latent_dim=8, width=0.25)
+    with pytest.raises(ValueError, match="new generator"):
+        gan.reset(1, wider_g, discriminator)
+    with pytest.raises(ValueError, match="new discriminator"):
+        gan.reset(1, generator, wider_d)
+    with pytest.raises(ValueError, match="new discriminator has 0 variables"):
+        gan.reset(
+            1, discriminator=keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
+        )
+    assert int(gan.global_step.numpy()) == 1  # nothing was reset
+    with pytest.raises(ValueError, match="seed"):
+        gan.reset(1.5)
+
+
+def test_reset_puts_the_loss_scale_back_under_mixed_precision():
+    from ganlib.training.devices import _dtype_policy
+
+    with _dtype_policy("mixed_float16"):
+        gan = mlp_gan(seed=0)
+        _trained(gan, 3)
+        for optimizer in (gan.d_optimizer, gan.g_optimizer):
+            assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+            assert int(optimizer.step_counter.numpy()) == 3
+            optimizer.dynamic_scale.assign(64.0)  # as an overflow would have lowered it
+        gan.reset(7, *_fresh_mlp_pair(7))
+        for optimizer in (gan.d_optimizer, gan.g_optimizer):
+            assert int(optimizer.step_counter.numpy()) == 0
+            assert float(optimizer.dynamic_scale.numpy()) == optimizer.initial_scale
+        history = _trained(gan, 3, seed=1)
+        new = mlp_gan(seed=7)
+        expected = _trained(new, 3, seed=1)
+    for name in expected:
+        np.testing.assert_allclose(history[name], expected[name], rtol=1e-6, atol=1e-7)
+    for a, b in zip(all_state(gan), all_state(new), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- d_steps
+
+
+@pytest.mark.parametrize("d_steps", [0, -1, 1.5, True, "2"])
+def test_compile_refuses_a_bad_d_steps(d_steps):
+    gan = mlp_gan()
+    with pytest.raises(ValueError, match="d_steps"):
+        gan.compile(d_steps=d_steps)
+
+
+def test_compile_refuses_d_steps_with_the_notebook_scheme():
+    gan = mlp_gan()
+    with pytest.raises(ValueError, match=r"d_steps=2.*notebook|notebook.*d_steps=2"):
+        gan.compile(update_scheme="notebook", d_steps=2)
+    gan.compile(update_scheme="notebook", d_steps=1)  # its own two updates
+
+
+def test_d_steps_makes_that_many_discriminator_updates_per_generator_update():
+    gan = mlp_gan()
+    gan.compile(
+        keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-3, beta_1=0.5), d_steps=3
+    )
+    logs = gan.train_step(tf.constant(images(8)))
+    assert int(gan.d_optimizer.iterations.numpy()) == 3
+    assert int(gan.g_optimizer.iterations.numpy()) == 1
+    assert int(gan.global_step.numpy()) == 1
+    assert all(np.isfinite(float(value)) for value in logs.values())
+
+
+def test_two_discriminator_steps_are_two_discriminator_step_calls_then_a_generator_step():
+    def gan_with(d_steps):
+        gan = mlp_gan(seed=4)
+        adam = keras.optimizers.Adam
+        gan.compile(adam(1e-3, beta_1=0.5), adam(1e-3, beta_1=0.5), d_steps=d_steps)
+        return gan
+
+    real = images(8, seed=2)
+    stepped = gan_with(2)
+    logs = stepped.train_step(tf.constant(real))
+
+    by_hand = gan_with(1)
+    # The first update draws the step's D_NOISE stream; the second draws it with 1 folded
+    # into its seed (noise seed 4, counter 4 * step + D_NOISE = 0).
+    first = by_hand.noise(8, D_NOISE)
+    seed = tf.random.experimental.stateless_fold_in(
+        tf.constant([4, 0], tf.int64), tf.constant(1, tf.int64)
+    )
+    second = tf.random.stateless_normal((8, by_hand.latent_dim), seed=seed)
+    assert not np.array_equal(first.numpy(), second.numpy())
+    d_logs = [by_hand.discriminator_step(real, z) for z in (first, second)]
+    g_logs = by_hand.generator_step(by_hand.noise(8, G_NOISE))
+
+    for a, b in zip(all_state(stepped)[:-2], all_state(by_hand)[:-2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # all but the seed and step
+    d_loss = np.mean([float(log["d_loss"]) for log in d_logs])  # the logs average the two
+    assert float(logs["d_loss"]) == pytest.approx(d_loss, rel=1e-6)
+    assert float(logs["g_loss"]) == pytest.approx(float(g_logs["g_loss"]), rel=1e-6)
+    one = gan_with(1)
+    one.train_step(tf.constant(real))
+    assert not np.allclose(one.generator.weights[0].numpy(), stepped.generator.weights[0].numpy())
+
+
+def test_wgan_gp_with_five_critic_steps_trains_under_xla():
+    gan = mlp_gan()
+    adam = keras.optimizers.Adam
+    gan.compile(
+        adam(1e-4, beta_1=0.0, beta_2=0.9),
+        adam(1e-4, beta_1=0.0, beta_2=0.9),
+        loss="wgan-gp",
+        d_steps=5,
+        jit_compile=True,
+    )
+    history = _trained(gan, 2)
+    assert all(np.isfinite(values).all() for values in history.values())
+    assert int(gan.d_optimizer.iterations.numpy()) == 10
+    assert int(gan.g_optimizer.iterations.numpy()) == 2
