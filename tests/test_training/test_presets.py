@@ -1,30 +1,33 @@
 """Tests for ganlib/training/presets.py."""
 
+import keras
 import pytest
 
-from ganlib.training import (
-    GAN,
-    PRESETS,
-)
+from ganlib import models
+from ganlib.training import GAN, PRESETS
 
 from ._helpers import conv_gan
 
 
-def test_presets_name_the_seeds_settings():
-    assert PRESETS["improved"]["g_learning_rate"] == 2 * PRESETS["improved"]["d_learning_rate"]
-    assert (
-        PRESETS["improved_as_run"]["g_learning_rate"]
-        == PRESETS["improved_as_run"]["d_learning_rate"]
-        == 1e-4
-    )
-    assert PRESETS["baseline"]["d_learning_rate"] == PRESETS["baseline"]["g_learning_rate"] == 1e-4
-    assert PRESETS["cifar"]["d_learning_rate"] == 2e-4 and PRESETS["cifar"]["batch_size"] == 128
-    for name in ("improved", "improved_as_run", "cifar", "hybrid"):
-        assert PRESETS[name]["beta_1"] == 0.5
-    # chapter 4's recipe: the hybrid pair with the cifar pair's optimizer and batch
-    assert PRESETS["hybrid"]["model"] == "hybrid"
-    for key in ("d_learning_rate", "g_learning_rate", "beta_1", "batch_size", "label_noise"):
-        assert PRESETS["hybrid"][key] == PRESETS["cifar"][key]
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_from_preset_trains_with_every_setting_of_its_preset(name):
+    """What a preset names is what the GAN it builds trains with: optimizers, label tricks, models."""
+    preset = PRESETS[name]
+    gan = GAN.from_preset(name, 32, width=0.125, jit_compile=False)
+    for optimizer, rate in (
+        (gan.d_optimizer, preset["d_learning_rate"]),
+        (gan.g_optimizer, preset["g_learning_rate"]),
+    ):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert float(optimizer.learning_rate.numpy()) == pytest.approx(rate)
+        assert float(optimizer.beta_1) == pytest.approx(preset["beta_1"])
+    assert gan.label_smoothing == preset["label_smoothing"]
+    assert gan.label_noise == preset["label_noise"]
+    generator, discriminator = models.build_pair(preset["model"], 32, width=0.125)
+    assert gan.generator.count_params() == generator.count_params()
+    assert gan.discriminator.count_params() == discriminator.count_params()
+    assert gan.preset["batch_size"] == preset["batch_size"]
+    assert gan.preset["name"] == name and gan.preset["source"] == preset["source"]
 
 
 def test_from_preset_keeps_the_learning_rate_ratio():
