@@ -15,7 +15,9 @@ kernel (nbclient, with the book build's extension) under
   setting a GPU would get, so a dtype or shape error shows up here, not in Colab.
 
 Not part of the plain `pytest` run (it takes minutes per chapter); `.ci/run` runs it as
-its own step: `python -m pytest tests/smoke -o addopts="" -q`.
+its own step, two tests at a time (README: `python -m pytest tests/smoke/test_gpu_bench.py
+tests/smoke/test_chapter_modes.py -o addopts="" -n 2 -v`). Each test copies book/ and
+makes its own kernel, so two can run at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.smoke.data_fixtures import write_anime_faces, write_cifar10
+from .data_fixtures import write_anime_faces, write_cifar10
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
