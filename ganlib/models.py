@@ -29,6 +29,7 @@ import numbers
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from ganlib.common import IMAGE_SIZES, check_image_size
@@ -47,6 +48,7 @@ __all__ = [
     "value_range",
     "visible_pixels",
     "MinibatchStd",
+    "ReplicaDropout",
     "MODEL_NAMES",
     "VALUE_RANGES",
     "DEFAULT_LATENT_DIM",
@@ -195,6 +197,35 @@ class MinibatchStd(layers.Layer):
         return {**super().get_config(), "group_size": self.group_size}
 
 
+@keras.saving.register_keras_serializable(package="ganlib")
+class ReplicaDropout(layers.Dropout):
+    """Keras's Dropout, drawing each tf.distribute replica's mask as one device would (chapter 5)."""
+
+    # The replicas share the mirrored seed state, so Keras's Dropout drops the same units
+    # on every replica's slice of the batch. Like GAN's noise, this draws the mask of the
+    # global batch and keeps this replica's rows: what one device draws for that batch.
+    # With one replica it is Keras's own call, so single-device runs keep their masks; the
+    # arithmetic below is that call's (tf.nn.experimental.stateless_dropout), bit for bit.
+    def call(self, inputs, training=False):
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        if not training or not 0 < self.rate < 1 or replicas == 1:
+            return super().call(inputs, training=training)
+        inputs = tf.convert_to_tensor(inputs)
+        shape = tf.shape(inputs)
+        given = self.noise_shape or (None,) * len(inputs.shape)
+        noise = [shape[i] if d is None else d for i, d in enumerate(given)]
+        per_example = given[0] is None  # else one mask for the whole batch, on every replica
+        if per_example:
+            noise[0] = shape[0] * replicas
+        draws = keras.random.uniform(tf.stack(noise), dtype=inputs.dtype, seed=self.seed_generator)
+        if per_example:
+            start = context.replica_id_in_sync_group * shape[0]
+            draws = draws[start : start + shape[0]]
+        scaled = inputs * tf.constant(1 / (1 - self.rate), inputs.dtype)
+        return tf.where(draws >= self.rate, scaled, tf.zeros((), inputs.dtype))
+
+
 # --------------------------------------------------------------------------- MLP
 
 
@@ -327,7 +358,7 @@ def baseline_discriminator(image_size=64, width=1.0, spectral_norm=False, miniba
         x = _normed(conv, spectral_norm)(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"conv_{i}_act")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(0.2, name="dropout")(x)
+    x = ReplicaDropout(0.2, name="dropout")(x)
     outputs = _discriminator_head(x, spectral_norm)
     return keras.Model(images, outputs, name=f"baseline_discriminator_{image_size}")
 
@@ -426,7 +457,7 @@ def improved_discriminator(
         x = _normed(conv, spectral_norm)(x)
         x = layers.LeakyReLU(name=f"conv_{i}_act")(x)
         if i == 1 and dropout:
-            x = layers.Dropout(0.25, name=f"conv_{i}_dropout")(x)
+            x = ReplicaDropout(0.25, name=f"conv_{i}_dropout")(x)
     if pooling == "average":
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     else:
@@ -434,7 +465,7 @@ def improved_discriminator(
     x = _normed(layers.Dense(_scaled(256, width), name="dense"), spectral_norm)(x)
     x = layers.LeakyReLU(name="dense_act")(x)
     if dropout:
-        x = layers.Dropout(0.5, name="dense_dropout")(x)
+        x = ReplicaDropout(0.5, name="dense_dropout")(x)
     outputs = _discriminator_head(x, spectral_norm)
     suffix = (
         "_flatten" * (pooling == "flatten")

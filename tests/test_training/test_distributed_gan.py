@@ -1,9 +1,9 @@
 """GAN under tf.distribute.MirroredStrategy on two logical CPUs against one device (chapter 5).
 
 Two logical CPUs must be set up before TensorFlow starts, so everything runs in one
-subprocess (`_SCRIPT`) and the tests read its findings. With BatchNorm (and Dropout)
-the weights of two replicas cannot match one device's: each replica normalises by the
-statistics of its own 8 images; what must match there is every random draw.
+subprocess (`_SCRIPT`) and the tests read its findings. With BatchNorm the weights of
+two replicas cannot match one device's: each replica normalises by the statistics of its
+own 8 images; what must match there is every random draw (Dropout's masks included).
 """
 
 import pytest
@@ -65,8 +65,8 @@ noise = [gan_module.D_NOISE, gan_module.G_NOISE]
 results["noise_gap"] = gap([one.noise(16, s).numpy() for s in noise],
                            [replicas(lambda s=s: two.noise(8, s)) for s in noise])
 
-# Training it: BatchNorm and Dropout see 8 images per replica rather than 16, so the
-# weights part ways; check it runs, and that the EMA copy's statistics, refreshed under
+# Training it: BatchNorm sees 8 images per replica rather than 16, so the weights
+# part ways; check it runs, and that the EMA copy's statistics, refreshed under
 # the strategy, are those one device computes for the same EMA weights.
 x = np.random.default_rng(1).uniform(-1, 1, (32, 32, 32, 3)).astype("float32")
 data = tf.data.Dataset.from_tensor_slices(x).batch(16, drop_remainder=True)
