@@ -205,39 +205,38 @@ def options_text(options: dict, epochs: int) -> str:
 
 
 class Scorer:
-    """Faces read, coverage relative to real faces and KID of generated images (n, 32, 32, 3)."""
+    """Faces read, coverage relative to real faces, variety, prdc and KID of generated images
+    (n, 32, 32, 3): a ganlib.metrics.Evaluator with the calibrated decoder, k=PRDC_K and
+    kid()'s default subsets (chapters 3 and 6)."""
 
     def __init__(self, samples: int):
         from ganlib import data, metrics
 
-        self.metrics = metrics
         self.real, _ = data.toy_faces(samples, 32, seed=123)
         real = metrics.mode_coverage(self.real, decoder="calibrated")
         self.real_coverage, self.real_variety = real["coverage"], real["variety"]
-        self.features = metrics.DomainFeatures(image_size=32)
-        self.real_features = self.features(self.real)
+        features = metrics.DomainFeatures(image_size=32)
+        self.evaluator = metrics.Evaluator(
+            features(self.real), features, decoder="calibrated", k=PRDC_K
+        )
 
     def __call__(self, images, value_range) -> dict:
-        from ganlib.common import to_uint8
-
-        coverage = self.metrics.mode_coverage(images, value_range, decoder="calibrated")
-        fake_features = self.features(to_uint8(images, value_range))
-        kid_mean, kid_std = self.metrics.kid(self.real_features, fake_features)
-        scores = self.metrics.prdc(self.real_features, fake_features, k=PRDC_K)
-        variety = coverage["variety"]
+        values = self.evaluator.measure(images, value_range)
+        histograms = self.evaluator.last_coverage["histograms"]
+        variety = values["variety"]
         return {
-            "faces": 1.0 - coverage["unrecognised"],
-            "coverage": coverage["coverage"],
-            "coverage_ratio": coverage["coverage"] / self.real_coverage,
+            "faces": 1.0 - values["unrecognised"],
+            "coverage": values["coverage"],
+            "coverage_ratio": values["coverage"] / self.real_coverage,
             # None (null in JSON, "-" in the tables) when no sample is read as a face
             "variety": None if math.isnan(variety) else variety,
-            "precision": scores["precision"],
-            "recall": scores["recall"],
-            "density": scores["density"],
-            "nn_coverage": scores["coverage"],
-            "kid": kid_mean,
-            "kid_std": kid_std,
-            "histograms": {k: v.tolist() for k, v in coverage["histograms"].items()},
+            "precision": values["precision"],
+            "recall": values["recall"],
+            "density": values["density"],
+            "nn_coverage": values["nn_coverage"],
+            "kid": values["kid"],
+            "kid_std": values["kid_std"],
+            "histograms": {k: v.tolist() for k, v in histograms.items()},
         }
 
 

@@ -192,26 +192,16 @@ _SAME_SETTINGS = (
 class Measurements(keras.callbacks.Callback):
     """Keras callback: fidelity, diversity and KID of fresh samples every `every` epochs (chapter 3).
 
-    real_features: float (m, d) features of real images from `extractor` (None: no
-    KID and no precision/recall). extractor: images, value_range= -> features, e.g.
-    DomainFeatures(...). decoder: mode_coverage's decoder ("calibrated", "strict", a
-    CalibratedDecoder) or None. strip: bool (s, s), the region whose roughness is
-    compared with the rest (chapter 3 passes the pixels the published improved
-    discriminator cannot see), or None. At the end of every `every`-th epoch, and of
-    epoch `final_epoch` (counted from 0; None: none), it draws
+    real_features, extractor (both or neither), decoder ("calibrated", "strict", a
+    CalibratedDecoder or None) and strip (bool (s, s) or None: chapter 3 passes the
+    pixels the published improved discriminator cannot see) set up a
+    `metrics.Evaluator` with KID over 10 subsets of half the samples (its spread is
+    real) and prdc with k=5. At the end of every `every`-th epoch, and of epoch
+    `final_epoch` (counted from 0; None: none), it measures
     model.generate(n_samples, seed=seed) and writes into logs every column of
-    ganlib.recorded.MEASURED:
-
-    - kid, kid_std: KID over 10 subsets of half the samples (its spread is real);
-    - precision, recall, density, nn_coverage: `metrics.prdc` with k=5 (nn_coverage is
-      Naeem et al.'s coverage, the share of real points with a sample nearby);
-    - coverage (combinations seen / 2,304), unrecognised (share the decoder refused)
-      and variety (distinct combinations among the recognised over what as many real
-      faces reach): `metrics.mode_coverage`;
-    - blank_share (`metrics.blank_share`), strip_roughness (`metrics.roughness_ratio`).
-
-    Other epochs, and what is not measured, get nan, so history.csv keeps the same
-    columns. `.history` holds (epoch, values).
+    ganlib.recorded.MEASURED (nn_coverage is prdc's coverage; coverage, unrecognised
+    and variety are mode_coverage's). Other epochs, and what is not measured, get nan,
+    so history.csv keeps the same columns. `.history` holds (epoch, values).
     """
 
     def __init__(
@@ -226,46 +216,31 @@ class Measurements(keras.callbacks.Callback):
         strip=None,
     ):
         super().__init__()
+        from ganlib import metrics
+
         if every < 1 or n_samples < 2:
             raise ValueError(
                 f"every must be at least 1 and n_samples at least 2, got {every} and {n_samples}"
             )
-        if (real_features is None) != (extractor is None):
-            raise ValueError("give both real_features and extractor for KID, or neither")
         self.every, self.n_samples = int(every), int(n_samples)
-        self.real_features, self.extractor, self.decoder = real_features, extractor, decoder
-        self.seed, self.final_epoch, self.strip = seed, final_epoch, strip
+        self.evaluator = metrics.Evaluator(
+            real_features,
+            extractor,
+            decoder=decoder,
+            k=5,
+            kid_subsets=10,
+            kid_subset_size="half",
+            strip=strip,
+            seed=seed,
+        )
+        self.seed, self.final_epoch = seed, final_epoch
         self.history = []
 
     def measure(self):
         """The measurements of self.model's samples now: dict of floats, nan where not measured."""
-        from ganlib import metrics
-
         images = np.asarray(self.model.generate(self.n_samples, seed=self.seed))
-        value_range = getattr(self.model, "value_range", None)
-        values = dict.fromkeys(MEASURED, float("nan"))
-        values["blank_share"] = metrics.blank_share(images, value_range)
-        if self.strip is not None:
-            values["strip_roughness"] = metrics.roughness_ratio(images, self.strip, value_range)
-        if self.extractor is not None:
-            fake = self.extractor(images, value_range=value_range)
-            size = max(2, min(len(fake), len(self.real_features)) // 2)
-            values["kid"], values["kid_std"] = metrics.kid(
-                self.real_features, fake, 10, size, seed=self.seed
-            )
-            if min(len(fake), len(self.real_features)) > 5:
-                scores = metrics.prdc(self.real_features, fake, k=5)
-                values.update(
-                    precision=scores["precision"],
-                    recall=scores["recall"],
-                    density=scores["density"],
-                    nn_coverage=scores["coverage"],
-                )
-        if self.decoder is not None:
-            result = metrics.mode_coverage(images, value_range, decoder=self.decoder)
-            for key in ("coverage", "unrecognised", "variety"):
-                values[key] = result[key]
-        return {key: float(value) for key, value in values.items()}
+        values = self.evaluator.measure(images, getattr(self.model, "value_range", None))
+        return {key: values[key] for key in MEASURED}
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:

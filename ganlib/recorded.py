@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ganlib.metrics.evaluator import KEYS as EVALUATOR_KEYS
 from ganlib.training.history import read_history
 
 __all__ = [
@@ -33,19 +34,8 @@ __all__ = [
 # The columns run_experiment's Measurements write every `measure_every` epochs (nan between);
 # ganlib.experiments writes exactly these.
 # A result recorded before a column existed simply lacks it (nan when read).
-MEASURED = (
-    "kid",
-    "kid_std",
-    "coverage",
-    "unrecognised",
-    "variety",
-    "precision",
-    "recall",
-    "density",
-    "nn_coverage",
-    "blank_share",
-    "strip_roughness",
-)
+# Evaluator.measure's columns less kl_from_uniform, which the experiments do not record.
+MEASURED = tuple(key for key in EVALUATOR_KEYS if key != "kl_from_uniform")
 
 
 class Result(NamedTuple):

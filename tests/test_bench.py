@@ -388,6 +388,17 @@ def test_the_scorer_tells_fewer_faces_from_less_varied_faces(recipes):
     # less varied faces: variety and recall fall, fidelity stays
     assert less_varied["faces"] > 0.95 and less_varied["precision"] > 0.9
     assert less_varied["variety"] < 0.85 and less_varied["recall"] < 0.6
+    # Its settings, pinned (RESULTS.md holds figures measured with them): the calibrated
+    # decoder, KID with kid()'s default subsets, prdc with k=5.
+    from ganlib import metrics
+
+    real_features = scorer.evaluator.real_features
+    fake = metrics.DomainFeatures(image_size=32)(grey)
+    assert (fewer["kid"], fewer["kid_std"]) == metrics.kid(real_features, fake)
+    assert fewer["recall"] == metrics.prdc(real_features, fake, k=5)["recall"]
+    calibrated = metrics.mode_coverage(grey, decoder="calibrated")
+    assert fewer["faces"] == 1.0 - calibrated["unrecognised"]
+    assert fewer["histograms"] == {k: v.tolist() for k, v in calibrated["histograms"].items()}
 
 
 def test_recipes_quick_refuses_to_record_into_the_real_results():

@@ -328,6 +328,25 @@ def test_measurements_without_extractor_or_decoder_measure_the_blank_share_only(
         Measurements(0, 8)
 
 
+def test_measurements_keep_their_settings_kid_over_10_halves_and_prdc_with_k_5():
+    """What the recorded experiments measure, pinned: resumed runs must go on alike."""
+    from ganlib import metrics
+
+    real = toy_faces(64, 32, seed=5)[0].astype(np.float32) / 127.5 - 1.0
+    real_features = colour_features(real)
+    callback = Measurements(1, 40, real_features, colour_features, "strict", seed=3)
+    callback.set_model(HalfBlank())
+    values = callback.measure()
+    assert tuple(values) == MEASURED
+    images = HalfBlank().generate(40, seed=3)
+    fake = colour_features(images)
+    assert (values["kid"], values["kid_std"]) == metrics.kid(real_features, fake, 10, 20, seed=3)
+    scores = metrics.prdc(real_features, fake, k=5)
+    assert (values["precision"], values["nn_coverage"]) == (scores["precision"], scores["coverage"])
+    coverage = metrics.mode_coverage(images, (-1.0, 1.0), decoder="strict")
+    assert values["variety"] == coverage["variety"]
+
+
 # --------------------------------------------------------------------------- provenance
 
 

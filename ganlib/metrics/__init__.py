@@ -7,6 +7,8 @@
   diversity apart; NumPy only.
 - `CalibratedDecoder` (calibrated.py): reads the factors of generated, degraded faces and refuses
   images that are not faces; `mode_coverage(..., decoder="calibrated")` uses it.
+- `Evaluator` (evaluator.py): all of these on generated images at once, with settings fixed once;
+  what `KIDMonitor`, ganlib.experiments and the bench measure with. NumPy only.
 - `KIDMonitor` (monitor.py): KID and coverage during training, as a Keras callback.
 - `blank_share` (blank.py): the share of flat, "no output" images; NumPy only.
 - `roughness_ratio` (roughness.py): how much rougher images are inside a region than outside it,
@@ -31,6 +33,7 @@ _EXPORTS = {
     "NUM_COMBINATIONS": "coverage",
     "expected_distinct": "coverage",
     "prdc": "precision_recall",
+    "Evaluator": "evaluator",
     "KIDMonitor": "monitor",
     "blank_share": "blank",
     "sample_spread": "spread",

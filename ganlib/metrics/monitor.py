@@ -5,8 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from ganlib.metrics.coverage import mode_coverage
-from ganlib.metrics.distances import kid
+from ganlib.metrics.evaluator import Evaluator
 
 # With the generated set used whole, only the real side's subset changes from one
 # subset to the next, and 10 subsets leave a third of that noise (see KIDMonitor).
@@ -26,7 +25,14 @@ class KIDMonitor(keras.callbacks.Callback):
     and standard deviation over the subsets, see ganlib.metrics.kid), plus
     logs["coverage"] and logs["kl_from_uniform"] from mode_coverage when
     coverage=True, and appends (epoch, values) to .history. Other epochs get nan,
-    so a CSV history keeps one column per metric from the first epoch on.
+    so a CSV history keeps one column per metric from the first epoch on. It
+    measures with a `metrics.Evaluator` (`.evaluator`).
+
+    decoder: mode_coverage's decoder for that coverage, "strict" by default: what
+    train(kid_every=...) writes. The strict decoder reads few generated faces, so
+    its coverage is lower than that of ganlib.experiments.Measurements and
+    bench/recipes.py, which read with "calibrated" (chapter 3); pass
+    decoder="calibrated" (or a CalibratedDecoder) to measure theirs.
 
     subset_size: None means min(1000, n_samples). num_subsets: None means 100,
     or 10 when a subset is the whole generated set (subset_size >= n_samples and
@@ -51,6 +57,7 @@ class KIDMonitor(keras.callbacks.Callback):
         num_subsets=None,
         subset_size=None,
         seed=0,
+        decoder="strict",
     ):
         super().__init__()
         if every < 1:
@@ -71,27 +78,31 @@ class KIDMonitor(keras.callbacks.Callback):
             num_subsets = _WHOLE_SET_SUBSETS if used == self.n_samples else _DEFAULT_SUBSETS
         self.subset_size = int(subset_size)
         self.num_subsets = int(num_subsets)
+        self.decoder = decoder
+        self.evaluator = Evaluator(
+            self.real_features,
+            extractor,
+            decoder=decoder if self.coverage else None,
+            k=None,
+            kid_subsets=self.num_subsets,
+            kid_subset_size=self.subset_size,
+            seed=seed,
+        )
         self.history = []
 
     def measure(self):
         """KID (and coverage) of self.model's samples now: dict of floats ("kid", "kid_std", ...)."""
         images = np.asarray(self.model.generate(self.n_samples, seed=self.seed))
-        value_range = getattr(self.model, "value_range", None)
-        fake_features = self.extractor(images, value_range=value_range)
-        mean, std = kid(
-            self.real_features, fake_features, self.num_subsets, self.subset_size, seed=self.seed
-        )
-        values = {"kid": mean, "kid_std": std}
-        if self.coverage:
-            result = mode_coverage(images, value_range=value_range)
-            values["coverage"] = result["coverage"]
-            values["kl_from_uniform"] = result["kl_from_uniform"]
-        return values
+        values = self.evaluator.measure(images, getattr(self.model, "value_range", None))
+        return {key: values[key] for key in self._keys()}
+
+    def _keys(self):
+        return ["kid", "kid_std"] + (["coverage", "kl_from_uniform"] if self.coverage else [])
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             logs = {}
-        keys = ["kid", "kid_std"] + (["coverage", "kl_from_uniform"] if self.coverage else [])
+        keys = self._keys()
         if (epoch + 1) % self.every:
             for key in keys:
                 logs.setdefault(key, float("nan"))

@@ -96,3 +96,25 @@ def test_kid_monitor_subsets_follow_n_samples():
     logs = {}
     whole.on_epoch_end(0, logs)
     assert abs(logs["kid"]) < 0.01 and 0 < logs["kid_std"] < 0.01
+
+
+def test_kid_monitor_coverage_says_which_decoder_reads_the_faces():
+    """train(kid_every=...)'s coverage reads with the strict decoder unless told otherwise."""
+    from ganlib.metrics import mode_coverage
+
+    real, _ = toy_faces(300, 32, seed=5)
+    strict = KIDMonitor(real, colour_features, n_samples=200, coverage=True, subset_size=100)
+    assert strict.decoder == "strict" and strict.evaluator.decoder == "strict"
+    strict.set_model(ToyFaceModel())
+    values = strict.measure()
+    assert list(values) == ["kid", "kid_std", "coverage", "kl_from_uniform"]
+    images = ToyFaceModel().generate(200, seed=0)
+    expected = mode_coverage(images, (-1.0, 1.0), decoder="strict")
+    assert values["coverage"] == expected["coverage"]
+    assert values["kl_from_uniform"] == expected["kl_from_uniform"]
+    chosen = KIDMonitor(real, colour_features, n_samples=200, coverage=True, decoder="calibrated")
+    assert chosen.evaluator.decoder == "calibrated"
+    # Without coverage no decoder is used, and only KID is measured.
+    assert KIDMonitor(real, colour_features, n_samples=200).evaluator.decoder is None
+    with pytest.raises(ValueError, match='decoder must be "strict", "calibrated"'):
+        KIDMonitor(real, colour_features, n_samples=200, coverage=True, decoder="loose")
