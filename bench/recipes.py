@@ -52,7 +52,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from machine import cpu_description, write_table_section
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -257,18 +256,9 @@ def run_recipe(name, recipe, scorer, samples, folder, verbose=0) -> list[dict]:
         wall += time.perf_counter() - start_wall
         cpu += cpu_seconds() - start_cpu
         steps = int(keras.ops.convert_to_numpy(gan.global_step))
-        generators = [("live", gan.generator)]
-        if gan.ema_generator is not None:
-            gan.refresh_ema_statistics()
-            generators.append(("EMA", gan.ema_generator))
-        z = np.random.default_rng(1).standard_normal((samples, gan.latent_dim), dtype=np.float32)
-        for kind, generator in generators:
-            images = np.concatenate(
-                [
-                    keras.ops.convert_to_numpy(generator(z[i : i + 250], training=False))
-                    for i in range(0, samples, 250)
-                ]
-            )
+        kinds = ["live"] + ["EMA"] * (gan.ema_generator is not None)
+        for kind in kinds:
+            images = gan.generate(samples, seed=1, batch_size=250, ema=kind == "EMA")
             score = scorer(images, gan.value_range)
             options_used = dict(options)
             if kind == "live":

@@ -939,24 +939,31 @@ class GAN(keras.Model):
 
     # ----------------------------------------------------------------- using it
 
-    def generate(self, n, seed=None, batch_size=256):
+    def generate(self, n, seed=None, batch_size=256, ema=None):
         """n images, float32 (n, h, w, c) in `value_range`, from the EMA generator if there is one (chapter 5).
 
         seed: the same seed gives the same noise, hence the same images from the same
         weights; None draws the noise from NumPy's global state, which
-        keras.utils.set_random_seed sets. The EMA copy's BatchNorm statistics are
-        recomputed first (`refresh_ema_statistics`) when its weights changed since the
-        last time, with fixed noise, so this stays repeatable.
+        keras.utils.set_random_seed sets. ema: None uses the EMA copy when there is one,
+        True requires it, False uses the trained generator itself (chapter 7 compares
+        the two). The EMA copy's BatchNorm statistics are recomputed first
+        (`refresh_ema_statistics`) when its weights changed since the last time, with
+        fixed noise, so this stays repeatable.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        if ema not in (None, True, False):
+            raise ValueError(f"ema must be None, True or False, got {ema!r}")
+        if ema and self.ema_generator is None:
+            raise ValueError("ema=True, but this GAN has no EMA copy: build it with ema=0.999, say")
+        use_ema = self.ema_generator is not None if ema is None else ema
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
         z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim), dtype=np.float32)
-        generator = self.ema_generator if self.ema_generator is not None else self.generator
+        generator = self.ema_generator if use_ema else self.generator
         if n == 0:
             return np.zeros((0, *generator.outputs[0].shape[1:]), np.float32)
-        if self.ema_generator is not None and self._ema_statistics_of != self._ema_state():
+        if use_ema and self._ema_statistics_of != self._ema_state():
             self.refresh_ema_statistics()
         parts = [
             keras.ops.convert_to_numpy(generator(z[i : i + batch_size], training=False))

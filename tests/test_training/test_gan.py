@@ -614,3 +614,22 @@ def test_wgan_gp_with_five_critic_steps_trains_under_xla():
     assert all(np.isfinite(values).all() for values in history.values())
     assert int(gan.d_optimizer.iterations.numpy()) == 10
     assert int(gan.g_optimizer.iterations.numpy()) == 2
+
+
+def test_generate_draws_from_the_generator_it_is_asked_for():
+    gan = GAN.from_preset("mlp", 32, width=0.125, ema=0.9, jit_compile=False)
+    data = np.random.default_rng(0).uniform(-1, 1, (64, 32, 32, 3)).astype("float32")
+    gan.fit(data, batch_size=32, epochs=1, verbose=0)
+    z = np.random.default_rng(5).standard_normal((4, gan.latent_dim), dtype=np.float32)
+    live = gan.generate(4, seed=5, ema=False)
+    np.testing.assert_array_equal(live, gan.generator(z, training=False).numpy())
+    ema = gan.generate(4, seed=5, ema=True)
+    np.testing.assert_array_equal(ema, gan.generate(4, seed=5))  # None: the EMA copy
+    np.testing.assert_array_equal(ema, gan.ema_generator(z, training=False).numpy())
+    assert not np.array_equal(live, ema)
+    with pytest.raises(ValueError, match="ema must be None, True or False"):
+        gan.generate(4, seed=5, ema="yes")
+    plain = GAN.from_preset("mlp", 32, width=0.125, jit_compile=False)
+    with pytest.raises(ValueError, match="no EMA copy"):
+        plain.generate(4, seed=5, ema=True)
+    np.testing.assert_array_equal(plain.generate(4, seed=5, ema=False), plain.generate(4, seed=5))
