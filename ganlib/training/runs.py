@@ -805,7 +805,8 @@ def train(
     ema: EMA decay of a generator copy (e.g. 0.99). ada: adaptive augmentation
     (chapter 7); ada_target and ada_integration_steps set the AdaptiveAugmenter's
     target_accuracy and integration_steps (None: its defaults).
-    kid_every: KID (and mode coverage for toy faces) every N epochs, 0 for never.
+    kid_every: KID (and, for toy faces, mode coverage read by the strict decoder, see
+    KIDMonitor) every N epochs, 0 for never.
     callbacks run before the run's own history and checkpoint callbacks, so what they
     put into `logs` lands in history.csv. checkpoint_every: also checkpoint every N steps.
     distribute: a tf.distribute strategy (default `strategy()`). Across machines
