@@ -4,7 +4,9 @@ import json
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ganlib import recorded
@@ -92,7 +94,8 @@ def typed_recorded_numbers(markdown_cells, code_cells, results):
                     continue  # a wall time in units: "0 min" says nothing
             elif len(digits) < 3 or digits in allowed:
                 continue  # too short to tell from an ordinary number, or a setting of the chapter
-            pattern = rf"(?<![\w.,]){re.escape(candidate)}(?![\d])"
+            # Not a piece of a longer number: "404" is not in "404,801" or "404.8".
+            pattern = rf"(?<![\w.,]){re.escape(candidate)}(?!\d|[.,]\d)"
             if re.search(pattern, text):
                 found.add(candidate)
     return sorted(found)
@@ -150,3 +153,10 @@ def test_the_check_finds_numbers_typed_into_a_doctored_copy(results):
     assert result.provenance["commit"][:7] in found
     if kids and len(_significant(f"{kids[-1]:.1f}")) >= 3:
         assert f"{kids[-1]:.1f}" in found
+
+
+def test_a_number_is_not_found_inside_a_longer_one():
+    result = SimpleNamespace(histories={"run": {"kid": np.array([404.2])}}, provenance={})
+    assert typed_recorded_numbers(["the discriminator has 404,801 parameters"], [], [result]) == []
+    assert typed_recorded_numbers(["a KID of 404.21 at the end"], [], [result]) == []
+    assert typed_recorded_numbers(["a KID of 404 at the end"], [], [result]) == ["404"]
