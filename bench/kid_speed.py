@@ -110,7 +110,7 @@ def measure(n, m, dim, num_subsets, subset_size, repeats):
     """Median seconds of kid and of the reference (alternating), their values, kid's path."""
     real, fake = features(n, m, dim)
     s = min(subset_size, n, m)
-    pooled = distances._pooled_kernel_pays(n, m, dim, s, num_subsets)
+    pooled = distances.pooled_kernel_pays(n, m, dim, s, num_subsets)
     kid_times, reference_times = [], []
     for _ in range(repeats):
         seconds, value = timed(kid, real, fake, num_subsets, subset_size, 0)

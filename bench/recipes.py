@@ -87,7 +87,7 @@ OLD_TABLE_HEADER = (
 NEW_COLUMNS_AFTER = 9  # "coverage / real" is the 9th column
 NEW_COLUMNS = 3
 
-# name: (what it is, train() keywords, epochs at which it is scored). Every recipe trains
+# name: (what it is, run_spec() settings, epochs at which it is scored). Every recipe trains
 # the toy faces at 32 px with seed 0; "data" is the SOURCE string.
 # Chapter 4's hybrid pair as its quick mode trains it; variants change one thing.
 HYBRID = dict(data="toy-faces", model="hybrid", width=0.25, batch_size=128)
@@ -246,13 +246,12 @@ def run_recipe(name, recipe, scorer, samples, folder, verbose=0) -> list[dict]:
     from ganlib import training
 
     what, options, stages = recipe
+    spec = training.run_spec(image_size=32, seed=0, **options)  # checked before any training
     results, wall, cpu = [], 0.0, 0.0
     for epochs in stages:
         keras.backend.clear_session()
         start_wall, start_cpu = time.perf_counter(), cpu_seconds()
-        gan, _ = training.train(
-            image_size=32, epochs=epochs, run_dir=folder, seed=0, verbose=verbose, **options
-        )
+        gan, _ = training.train(spec=spec.replace(epochs=epochs), run_dir=folder, verbose=verbose)
         wall += time.perf_counter() - start_wall
         cpu += cpu_seconds() - start_cpu
         steps = int(keras.ops.convert_to_numpy(gan.global_step))

@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     from ganlib import training
     from ganlib.data import image_dataset, load_source
     from ganlib.models import build_pair
-    from ganlib.training.devices import _dtype_policy
+    from ganlib.training.devices import dtype_policy
 
     keras.utils.set_random_seed(0)
     batch, steps, windows = args.batch_size, args.steps, args.windows
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     print(f"device: {device}; TensorFlow {tf.__version__}; {settings}", flush=True)
 
     per_call = training.steps_per_call(steps)
-    with _dtype_policy(policy):
+    with dtype_policy(policy):
         # Two identical GANs: fit one step per call (Keras's default) and fit `per_call`
         # steps per call (what ganlib.train and the CLI use).
         gan, gan_k = (
@@ -274,7 +274,7 @@ def main(argv=None) -> int:
         return timer.times[1:]
 
     # (b) the notebook's loop with the same batch sizes: one call, timed per window of iterations
-    with _dtype_policy(policy):
+    with dtype_policy(policy):
         generator, discriminator = build_pair(args.model, args.image_size, width=args.width)
     low, high = gan.value_range
     real = faces.astype(np.float32) / 255.0 * (high - low) + low

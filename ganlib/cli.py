@@ -101,6 +101,28 @@ def _raised_by_ganlib(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
+def _quiet_stderr_fd():
+    """Send what C++ code writes to file descriptor 2 to /dev/null while the block runs.
+
+    TensorFlow's C++ code logs a few lines while it loads (oneDNN, CUDA probing) before
+    its log level applies; a Python error raised in the block still prints, after it.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (an embedding host): nothing to quiet
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def _tensorflow_settings(needed: bool):
     """Quiet TensorFlow's C++ log and turn off Keras's and TensorFlow's traceback filtering.
 
@@ -115,8 +137,9 @@ def _tensorflow_settings(needed: bool):
         yield
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # its C++ log lines are noise here
-    import keras
-    import tensorflow as tf
+    with _quiet_stderr_fd():  # the lines TensorFlow's C++ code writes while it loads
+        import keras
+        import tensorflow as tf
 
     keras_on = keras.config.is_traceback_filtering_enabled()
     tf_on = tf.debugging.is_traceback_filtering_enabled()
@@ -216,12 +239,12 @@ def _positive_int(text: str) -> int:
 
 
 def _run_data(args) -> int:
-    from ganlib.data.sources import _load_source
+    from ganlib.data import load_source
     from ganlib.grids import save_grid
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skipped files are printed below instead
-        images, description, report = _load_source(args.source, args.image_size)
+        images, description, report = load_source(args.source, args.image_size, with_report=True)
     n, height, width, channels = images.shape
     print(f"source: {description}")
     print(f"images: {n}")
@@ -256,13 +279,9 @@ def _number(text: str, kind=float):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def _batch_size(text: str) -> int:
-    value = _number(text, int)
-    if value < 2:
-        raise argparse.ArgumentTypeError(
-            f"must be at least 2 (each update needs real and generated images), got {value}"
-        )
-    return value
+def _integer(text: str) -> int:
+    """An integer, parsed only: a run setting's range is RunSpec's to check."""
+    return _number(text, int)
 
 
 def _non_negative_int(text: str) -> int:
@@ -276,27 +295,6 @@ def _positive_float(text: str) -> float:
     value = _number(text)
     if not 0 < value < float("inf"):  # NaN fails both comparisons
         raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _smoothing(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1 (e.g. 0.1), got {text}")
-    return value
-
-
-def _decay(text: str) -> float:
-    value = _number(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (e.g. 0.99), got {text}")
     return value
 
 
@@ -320,36 +318,56 @@ def _add_train(subparsers) -> None:
         help="image side in pixels (default 64)",
     )
     parser.add_argument(
-        "--epochs", type=_positive_int, default=10, metavar="N", help="epochs in total (default 10)"
+        "--epochs", type=_integer, default=10, metavar="N", help="epochs in total (default 10)"
     )
     parser.add_argument(
         "--batch-size",
-        type=_batch_size,
+        type=_integer,
         metavar="B",
         help="real images per update (default: the preset's)",
     )
     _add_run(parser, "run folder, e.g. runs/faces")
     parser.add_argument(
-        "--steps-per-epoch", type=_positive_int, metavar="K", help="default: images // batch size"
+        "--steps-per-epoch", type=_integer, metavar="K", help="default: images // batch size"
     )
     parser.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=_integer,
         default=0,
         help="initial weights, noise and data order (default 0)",
     )
     parser.add_argument(
         "--width",
-        type=_positive_float,
+        type=_number,
         default=1.0,
         metavar="W",
         help="filter count multiplier (default 1.0, the published model)",
     )
     parser.add_argument(
         "--lr",
-        type=_positive_float,
+        type=_number,
         metavar="LR",
-        help="discriminator learning rate; the generator keeps the preset's ratio",
+        help="discriminator learning rate (default: the preset's); without --g-lr the "
+        "generator keeps the preset's ratio to it",
+    )
+    parser.add_argument(
+        "--g-lr",
+        type=_number,
+        metavar="LR",
+        help="generator learning rate (default: the preset's, or its ratio to --lr)",
+    )
+    parser.add_argument(
+        "--beta-1",
+        type=_number,
+        metavar="B",
+        help="Adam's beta_1 for both networks (default: the preset's)",
+    )
+    parser.add_argument(
+        "--d-steps",
+        type=_integer,
+        default=1,
+        metavar="K",
+        help="discriminator updates per generator update (default 1)",
     )
     parser.add_argument(
         "--mixed-precision",
@@ -364,7 +382,7 @@ def _add_train(subparsers) -> None:
         help="default auto: on for GPUs and TPUs",
     )
     parser.add_argument(
-        "--ema", type=_decay, metavar="DECAY", help="keep an EMA copy of the generator, e.g. 0.99"
+        "--ema", type=_number, metavar="DECAY", help="keep an EMA copy of the generator, e.g. 0.99"
     )
     parser.add_argument("--ada", action="store_true", help="adaptive discriminator augmentation")
     parser.add_argument(
@@ -389,14 +407,14 @@ def _add_train(subparsers) -> None:
     )
     parser.add_argument(
         "--gp-weight",
-        type=_non_negative_float,
+        type=_number,
         default=10.0,
         metavar="W",
         help="gradient penalty weight of --loss wgan-gp (default 10)",
     )
     parser.add_argument(
         "--r1-gamma",
-        type=_non_negative_float,
+        type=_number,
         default=0.0,
         metavar="G",
         help="R1 penalty on real images, (G/2) * mean squared gradient (default 0: off)",
@@ -413,7 +431,7 @@ def _add_train(subparsers) -> None:
     )
     parser.add_argument(
         "--label-smoothing",
-        type=_smoothing,
+        type=_number,
         metavar="S",
         help="label real images 1 - S (bce only; default: the preset's)",
     )
@@ -433,7 +451,7 @@ def _span(names) -> str:
 def _train_out_of_memory(args) -> str:
     from ganlib.training import PRESETS, list_checkpoints
 
-    batch_size = args.batch_size or PRESETS[args.model]["batch_size"]
+    batch_size = args.batch_size or PRESETS[args.model].batch_size
     half_batch = f"--batch-size (e.g. {batch_size // 2})" if batch_size >= 4 else None
     half_width = f"--width (e.g. {args.width / 2:g})"
     said = f"out of memory training with batch size {batch_size} and width {args.width:g}"
@@ -453,33 +471,78 @@ def _train_out_of_memory(args) -> str:
     )
 
 
-def _run_train(args) -> int:
-    from ganlib.training import list_checkpoints, train
+def _train_spec(args):
+    """The RunSpec a `train` command asks for (ValueError naming a bad setting)."""
+    from ganlib.training import run_spec
 
+    given = {
+        "batch_size": args.batch_size,
+        "steps_per_epoch": args.steps_per_epoch,
+        "g_learning_rate": args.g_lr,
+        "beta_1": args.beta_1,
+        "ema": args.ema,
+        "label_smoothing": args.label_smoothing,
+    }
     try:
-        _, history = train(
+        return run_spec(
             args.data,
             model=args.model,
             image_size=args.image_size,
             epochs=args.epochs,
-            batch_size=args.batch_size,
-            run_dir=args.run_dir,
-            steps_per_epoch=args.steps_per_epoch,
             seed=args.seed,
             width=args.width,
             learning_rate=args.lr,
-            mixed_precision=args.mixed_precision,
-            xla=args.xla,
-            ema=args.ema,
+            d_steps=args.d_steps,
             ada=args.ada,
-            kid_every=args.kid_every,
-            checkpoint_every=args.checkpoint_every,
             loss=args.loss,
             gp_weight=args.gp_weight,
             r1_gamma=args.r1_gamma,
             spectral_norm=args.spectral_norm,
             minibatch_std=args.minibatch_std,
-            label_smoothing=args.label_smoothing,
+            **{key: value for key, value in given.items() if value is not None},
+        )
+    except ValueError as error:
+        # RunSpec names the setting; the command line's user typed its flag.
+        text = str(error)
+        for setting, flag in _SPEC_FLAGS.items():
+            if text.startswith((setting + " ", setting.replace("_", " ") + " ")):
+                raise ValueError(f"argument {flag}: {text}") from None
+        raise
+
+
+# RunSpec settings and the train flags that set them (the error of a bad value names both).
+_SPEC_FLAGS = {
+    "model": "--model",
+    "image_size": "--image-size",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "steps_per_epoch": "--steps-per-epoch",
+    "seed": "--seed",
+    "width": "--width",
+    "learning_rate": "--lr",
+    "d_learning_rate": "--lr",
+    "g_learning_rate": "--g-lr",
+    "beta_1": "--beta-1",
+    "d_steps": "--d-steps",
+    "ema": "--ema",
+    "gp_weight": "--gp-weight",
+    "r1_gamma": "--r1-gamma",
+    "label_smoothing": "--label-smoothing",
+}
+
+
+def _run_train(args) -> int:
+    from ganlib.training import list_checkpoints, train
+
+    spec = _train_spec(args)
+    try:
+        _, history = train(
+            spec=spec,
+            run_dir=args.run_dir,
+            mixed_precision=args.mixed_precision,
+            xla=args.xla,
+            kid_every=args.kid_every,
+            checkpoint_every=args.checkpoint_every,
             restart=args.restart,
             verbose=1,
         )
@@ -550,7 +613,7 @@ def _grid_side(n, image_size) -> int:
 
 def _run_sample(args) -> int:
     from ganlib.grids import save_grid
-    from ganlib.training import load_run
+    from ganlib.training import load_run, run_info_spec
     from ganlib.training.runs import read_run_info, run_files
 
     own = run_files(args.run_dir, args.out)
@@ -559,7 +622,7 @@ def _run_sample(args) -> int:
             f"--out {args.out} is inside the run's own {own.name}; give a file outside "
             f"{own}, e.g. {args.run_dir / 'sampled.png'}"
         )
-    image_size = int(read_run_info(args.run_dir)["image_size"])
+    image_size = run_info_spec(read_run_info(args.run_dir)).image_size
     side = _grid_side(args.n, image_size)
     if side > MAX_GRID_SIDE:
         most = 1

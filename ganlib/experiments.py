@@ -594,6 +594,29 @@ def _previous(out, name, settings):
     return previous
 
 
+def variant_spec(variant, settings, seed):
+    """The RunSpec of one run of an experiment: its variant's preset and changes, at `settings` (chapter 3).
+
+    variant: a registry entry ({"model": preset, "model_options": ..., "update_scheme":
+    ...}); settings: the experiment's (`_settings`: data, image size, width, epochs,
+    batch size, steps per epoch).
+    """
+    from ganlib.training import preset_spec
+
+    return preset_spec(
+        variant["model"],
+        data=settings["data"],
+        image_size=settings["image_size"],
+        width=settings["width"],
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        steps_per_epoch=settings["steps_per_epoch"],
+        seed=seed,
+        model_options=variant.get("model_options"),
+        update_scheme=variant.get("update_scheme", "ganlib"),
+    )
+
+
 def run_experiment(
     name,
     out,
@@ -774,7 +797,7 @@ def run_experiment(
     order = [r for r, e in runs.items() if e["variant"] in chosen and e["seed"] in asked]
     for run in order:
         variant, seed = runs[run]["variant"], runs[run]["seed"]
-        spec = registry[variant]
+        variant_entry = registry[variant]
         if run not in finished and not train_now:
             continue
         if run not in finished:
@@ -783,17 +806,8 @@ def run_experiment(
             loads = _LoadSampler(write_provenance)
             run_started, run_load = time.monotonic(), _load()[0]
             train(
-                settings["data"],
-                model=spec["model"],
-                image_size=settings["image_size"],
-                epochs=settings["epochs"],
-                batch_size=settings["batch_size"],
+                spec=variant_spec(variant_entry, settings, seed),
                 run_dir=work / run,
-                steps_per_epoch=settings["steps_per_epoch"],
-                seed=seed,
-                width=settings["width"],
-                model_options=spec.get("model_options"),
-                update_scheme=spec.get("update_scheme", "ganlib"),
                 callbacks=[
                     Measurements(
                         settings["measure_every"],

@@ -564,7 +564,7 @@ _BUILDERS = {
 _PAIR_ARGUMENTS = ("image_size", "latent_dim", "width")
 
 
-# Options whose values can be checked without building a model (see `_split_options`).
+# Options whose values can be checked without building a model (see `split_options`).
 _OPTION_CHECKS = {
     "upsample": lambda value: _check_choice(value, UPSAMPLE_CHOICES, "upsample"),
     "pooling": lambda value: _check_choice(value, POOLING_CHOICES, "pooling"),
@@ -579,7 +579,7 @@ def _options_of(builder):
     return [p for p in inspect.signature(builder).parameters if p not in _PAIR_ARGUMENTS]
 
 
-def _split_options(name, options):
+def split_options(name, options):
     """(generator options, discriminator options) of build_pair's `options` for family `name`.
 
     ValueError for an unknown family, an option neither builder takes, or a value that
@@ -625,7 +625,7 @@ def build_pair(name, image_size, latent_dim=None, width=1.0, **options):
     ``generator_`` or ``discriminator_`` to send it to one side only
     (e.g. ``discriminator_hidden=(128,)``).
     """
-    g_options, d_options = _split_options(name, options)
+    g_options, d_options = split_options(name, options)
     make_generator, make_discriminator = _BUILDERS[name]
     if name != "mlp":
         check_image_size(image_size, IMAGE_SIZES, f"{name} image_size")

@@ -156,7 +156,7 @@ def test_the_readme_main_job_is_chapter_4s_recipe_and_bench_measures_it():
         for _, options, stages in recipes.RECIPES.values()
         if options["model"] == args.model
         and options["width"] == args.width
-        and options["batch_size"] == (args.batch_size or PRESETS[args.model]["batch_size"])
+        and options["batch_size"] == (args.batch_size or PRESETS[args.model].batch_size)
         and options.get("r1_gamma", 0.0) == args.r1_gamma
     ]
     assert measured and any(args.epochs in stages for _, stages in measured)

@@ -30,7 +30,7 @@ def _raise_value_error(*args, **kwargs):
     raise ValueError("Input 0 of layer 'dense' is incompatible with the layer\nmore detail")
 
 
-def _interrupt_after_a_checkpoint(data, *, run_dir, **kwargs):
+def _interrupt_after_a_checkpoint(data=None, *, run_dir, **kwargs):
     folder = run_dir / "checkpoints"
     folder.mkdir(parents=True)
     for step in (40, 42):
@@ -46,7 +46,7 @@ def _run_out_of_memory(*args, **kwargs):
     raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
 
-def _run_out_of_memory_after_a_checkpoint(data, *, run_dir, **kwargs):
+def _run_out_of_memory_after_a_checkpoint(data=None, *, run_dir, **kwargs):
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "ckpt-000000042.npz").write_bytes(b"")
     _run_out_of_memory()
@@ -158,7 +158,7 @@ def test_out_of_memory_in_a_run_with_checkpoints_asks_for_a_new_run_folder(
 def test_out_of_memory_names_the_presets_batch_size(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ganlib.training, "train", _run_out_of_host_memory)
     assert main([*TRAIN, "--run", str(tmp_path / "run")]) == 1
-    batch_size = ganlib.training.PRESETS["improved"]["batch_size"]
+    batch_size = ganlib.training.PRESETS["improved"].batch_size
     assert f"batch size {batch_size} and width 0.5" in _stderr_line(capsys)
 
 

@@ -53,8 +53,8 @@ def test_each_seed_trains_its_own_network(quick_result):
     _, out, work = quick_result
     first, second = (read_history(out / f"history_baseline_seed{s}.csv") for s in (0, 1))
     assert first[0]["d_loss"] != second[0]["d_loss"]
-    assert json.loads((work / "baseline_seed1" / "run.json").read_text())["seed"] == 1
-    notebook = json.loads((work / "improved_notebook_seed0" / "run.json").read_text())
+    assert json.loads((work / "baseline_seed1" / "run.json").read_text())["spec"]["seed"] == 1
+    notebook = json.loads((work / "improved_notebook_seed0" / "run.json").read_text())["spec"]
     assert notebook["update_scheme"] == "notebook"
 
 
@@ -214,8 +214,8 @@ def test_ablation_variants_train_with_their_model_options(tmp_path):
         ("value_range", {"output": "sigmoid"}),
         ("batchnorm", {"batchnorm": False}),
     ):
-        info = json.loads((work / variant / "run.json").read_text())
-        assert info["model"] == "improved_as_run" and info["model_options"] == options
+        info = json.loads((work / variant / "run.json").read_text())["spec"]
+        assert info["preset"] == "improved_as_run" and info["model_options"] == options
     gan = load_run(work / "value_range")
     assert gan.value_range == (0.0, 1.0)
     images = np.asarray(gan.generate(64, seed=1))
@@ -265,9 +265,9 @@ def test_seed_claim_follows_the_anime_face_schedule():
     assert len(entry["seeds"]) >= 3  # a GAN comparison is over seeds
     models = [spec["model"] for spec in variants.values()]
     for model in models:  # the notebook's rates: 1e-4 for both networks
-        assert PRESETS[model]["d_learning_rate"] == PRESETS[model]["g_learning_rate"] == 1e-4
+        assert PRESETS[model].d_learning_rate == PRESETS[model].g_learning_rate == 1e-4
     lr_ratio = PRESETS[EXPERIMENTS["ablation"]["variants"]["lr_ratio"]["model"]]
-    assert lr_ratio["g_learning_rate"] == 2 * lr_ratio["d_learning_rate"]
+    assert lr_ratio.g_learning_rate == 2 * lr_ratio.d_learning_rate
 
 
 # --------------------------------------------------------------------------- measurements

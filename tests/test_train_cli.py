@@ -30,7 +30,10 @@ def one_error_line(capsys):
         (["--data", "toy-faces:16", "--image-size", "48"], "invalid choice: 48"),
         (["--data", "toy-faces:8", "--batch-size", "16"], "fewer than one batch"),
         (["--data", "toy-faces:16", "--epochs", "0"], "at least 1"),
-        (["--data", "toy-faces:16", "--ema", "2"], "between 0 and 1"),
+        (
+            ["--data", "toy-faces:16", "--ema", "2"],
+            "argument --ema: ema must be a number in (0, 1)",
+        ),
         (["--data", "cifar100:cat"], "unknown source"),
     ],
 )
@@ -59,7 +62,8 @@ def test_a_run_folder_of_another_model_exits_2(tmp_path, capsys):
     (run / "run.json").write_text(json.dumps(made))
     assert main(["train", "--data", "toy-faces:32", "--run", str(run), *TINY, "--epochs", "1"]) == 2
     line = one_error_line(capsys)
-    assert "was made with model 'baseline'" in line and "another run folder" in line
+    assert "model: the run has 'baseline', this call asks for 'improved'" in line
+    assert "another run folder" in line
 
 
 def test_sample_without_a_run_exits_2(tmp_path, capsys):
@@ -89,7 +93,7 @@ def test_the_entry_point_reports_bad_arguments_in_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "ganlib: error: argument --batch-size: must be at least 2 (each update needs real and generated images), got 1"
+        "ganlib: error: argument --batch-size: batch size must be an integer of at least 2, got 1"
     ]
 
 
@@ -117,7 +121,7 @@ def test_train_writes_grids_checkpoints_history_and_resumes(tmp_path, capsys):
     assert [row["epoch"] for row in rows] == [0, 1, 2]
     assert {"d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy"} <= set(rows[0])
     assert (run / "samples" / "epoch_0002.png").is_file()
-    assert json.loads((run / "run.json").read_text())["data_spec"] == "toy-faces:64"
+    assert json.loads((run / "run.json").read_text())["spec"]["data"] == "toy-faces:64"
 
     # the same command once more: nothing left to train, and it says so
     assert main([*command, "--epochs", "3"]) == 0
@@ -127,7 +131,7 @@ def test_train_writes_grids_checkpoints_history_and_resumes(tmp_path, capsys):
     # another batch size would continue at the wrong place in the data order
     assert main([*command, "--epochs", "4", "--batch-size", "8"]) == 2
     line = one_error_line(capsys)
-    assert "another batch size (the run has 16, this call asks for 8" in line
+    assert "batch_size: the run has 16, this call asks for 8" in line
     assert "another --run" in line
     assert [row["epoch"] for row in read_history(run / "history.csv")] == [0, 1, 2]
 

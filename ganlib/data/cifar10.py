@@ -91,7 +91,9 @@ def _parse_cifar_batch(data: bytes, name: str):
     return images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 
 
-def _cifar_class_index(class_name_or_index) -> int:
+def cifar_class_index(class_name_or_index) -> int:
+    """The index 0-9 of a CIFAR-10 class: a name from CIFAR10_CLASSES, an index, or an index
+    as text ("3"); a ValueError naming the classes otherwise (chapter 7)."""
     if isinstance(class_name_or_index, str) and class_name_or_index.strip().isdigit():
         class_name_or_index = int(class_name_or_index)
     if isinstance(class_name_or_index, int | np.integer) and not isinstance(
@@ -151,7 +153,7 @@ def load_cifar10(class_name_or_index, split: str = "train", path=None) -> np.nda
     it (downloading once). The batch files are unpickled by an Unpickler that
     admits only NumPy arrays, so a crafted archive can't run code.
     """
-    index = _cifar_class_index(class_name_or_index)
+    index = cifar_class_index(class_name_or_index)
     if split not in ("train", "test"):
         raise ValueError(f'split must be "train" or "test", got {split!r}')
     source = path if path is not None else os.environ.get("GANLIB_CIFAR10")

@@ -10,7 +10,7 @@ from ganlib.common import (
     check_image_size,
 )
 from ganlib.data.anime import anime_faces
-from ganlib.data.cifar10 import CIFAR10_CLASSES, _cifar_class_index, load_cifar10
+from ganlib.data.cifar10 import CIFAR10_CLASSES, cifar_class_index, load_cifar10
 from ganlib.data.errors import DataNotFoundError
 from ganlib.data.folders import load_image_folder
 from ganlib.data.pipeline import resize_images
@@ -20,7 +20,7 @@ DEFAULT_TOY_FACES = 20000
 SOURCES_HELP = "toy-faces[:N], cifar10:CLASS, anime-faces[:N] or a folder of images"
 
 
-def load_source(spec: str, image_size: int = 64):
+def load_source(spec: str, image_size: int = 64, with_report: bool = False):
     """Images named by a SOURCE string: (uint8 (n, image_size, image_size, 3), description).
     Explained in chapter 5.
 
@@ -28,9 +28,11 @@ def load_source(spec: str, image_size: int = 64):
     name or index, upsampled with Lanczos when image_size is not 32);
     "anime-faces" or "anime-faces:N" (the first N files, see anime_faces); or
     the path of a folder of images. A bad spec is a ValueError with one line.
+    with_report: also return the FolderReport of a folder source (None for the others),
+    which lists the files that were skipped and why.
     """
-    images, description, _ = _load_source(spec, image_size)
-    return images, description
+    images, description, report = _load_source(spec, image_size)
+    return (images, description, report) if with_report else (images, description)
 
 
 def _parse_count(text: str, spec: str) -> int:
@@ -55,7 +57,7 @@ def _load_source(spec: str, image_size: int = 64):
             raise ValueError(
                 f"bad source {spec!r}: name a class, e.g. cifar10:cat ({', '.join(CIFAR10_CLASSES)})"
             )
-        index = _cifar_class_index(argument)
+        index = cifar_class_index(argument)
         images = load_cifar10(index)
         return (
             resize_images(images, image_size),

@@ -11,16 +11,16 @@ from ganlib.common import (
     to_float255,
 )
 from ganlib.data.toy_faces import (
-    _BG,
-    _EYE,
-    _HAIR,
-    _LAYERS,
-    _SCALES,
-    _SKIN,
+    BACKGROUND_RGB,
+    EYE_RGB,
+    FACE_SCALES,
     FACTOR_NAMES,
+    HAIR_RGB,
     HAIR_STYLES,
-    _layer_weights,
-    _shift_range,
+    LAYERS,
+    SKIN_RGB,
+    layer_weights,
+    max_shift,
 )
 
 # Regions, as fractions of the image (x0, x1, y0, y1), that show one part of
@@ -90,19 +90,19 @@ def _jitter_templates(image_size: int):
     not always is); iris int (g, k), the k pixels the irises cover most; style
     int (g,), the hair style of each geometry.
     """
-    side = 2 * _shift_range(image_size) + 1
+    side = 2 * max_shift(image_size) + 1
     hair, iris, style = [], [], []
     hair_layers = [
-        1 + _LAYERS.index(name) for name in ("back_hair", "front_hair", "strands", "shine")
+        1 + LAYERS.index(name) for name in ("back_hair", "front_hair", "strands", "shine")
     ]
     for hair_style in range(len(HAIR_STYLES)):
-        for scale_index in range(len(_SCALES)):
-            weights = _layer_weights(image_size, hair_style, scale_index)
+        for scale_index in range(len(FACE_SCALES)):
+            weights = layer_weights(image_size, hair_style, scale_index)
             for dy in range(side):
                 for dx in range(side):
                     crop = weights[dy : dy + image_size, dx : dx + image_size]
                     hair.append(crop[..., hair_layers].sum(axis=-1).ravel())
-                    iris.append(crop[..., 1 + _LAYERS.index("iris")].ravel())
+                    iris.append(crop[..., 1 + LAYERS.index("iris")].ravel())
                     style.append(hair_style)
     hair, iris = np.array(hair, np.float32), np.array(iris, np.float32)
     region = np.flatnonzero((hair.max(axis=0) - hair.min(axis=0)) > 0.05)
@@ -141,9 +141,9 @@ def decode_toy_faces(images, batch_size: int = 512) -> np.ndarray:
 
 def _decode_chunk(chunk: np.ndarray) -> np.ndarray:
     n, size = len(chunk), chunk.shape[1]
-    background, bg_rgb = _match_colour(_pixels(chunk, _BACKGROUND_REGIONS), _BG)
-    skin, skin_rgb = _match_colour(_pixels(chunk, [_SKIN_REGION]), _SKIN)
-    hair, hair_rgb = _match_colour(_pixels(chunk, [_HAIR_REGION]), _HAIR)
+    background, bg_rgb = _match_colour(_pixels(chunk, _BACKGROUND_REGIONS), BACKGROUND_RGB)
+    skin, skin_rgb = _match_colour(_pixels(chunk, [_SKIN_REGION]), SKIN_RGB)
+    hair, hair_rgb = _match_colour(_pixels(chunk, [_HAIR_REGION]), HAIR_RGB)
 
     # Hair mask, on the pixels where hair can be: pixels nearer the measured
     # hair colour (lit or shaded) than to anything else a face has there.
@@ -179,7 +179,7 @@ def _decode_chunk(chunk: np.ndarray) -> np.ndarray:
 
     # Eye colour: the pixels the irises cover in the best geometry.
     iris = np.take_along_axis(flat, iris_pixels[error.argmin(axis=1)][..., None], axis=1)
-    eye, _ = _match_colour(iris, _EYE, _EYE_DISTANCE)
+    eye, _ = _match_colour(iris, EYE_RGB, _EYE_DISTANCE)
 
     # A face needs a recognisable skin and background that differ from each other.
     face = (skin >= 0) & (background >= 0) & (np.linalg.norm(skin_rgb - bg_rgb, axis=1) > 30)

@@ -64,26 +64,28 @@ FACTOR_LEVELS = {
     "background": tuple(BACKGROUNDS),
 }
 
-_HAIR = np.array(list(HAIR_COLOURS.values()), np.float32)
-_EYE = np.array(list(EYE_COLOURS.values()), np.float32)
-_SKIN = np.array(list(SKIN_TONES.values()), np.float32)
-_BG = np.array(list(BACKGROUNDS.values()), np.float32)
+# The palettes as float32 arrays (levels, 3), row i the RGB colour of level i: what toy_faces
+# paints with and `decode_toy_faces` matches against.
+HAIR_RGB = np.array(list(HAIR_COLOURS.values()), np.float32)
+EYE_RGB = np.array(list(EYE_COLOURS.values()), np.float32)
+SKIN_RGB = np.array(list(SKIN_TONES.values()), np.float32)
+BACKGROUND_RGB = np.array(list(BACKGROUNDS.values()), np.float32)
 
 # Layers painted back to front over the background; each has one colour per image.
 # fmt: off
-_LAYERS = (
+LAYERS = (
     "back_hair", "body", "collar", "ribbon", "neck", "face", "blush", "eye_white", "iris",
     "pupil", "highlight", "lash", "mouth", "front_hair", "shine", "strands", "ties",
 )
 # fmt: on
 _ALPHA = {"blush": 0.45}  # blush is translucent; everything else is opaque
 _CENTRE = (0.5, 0.56)  # where the face centre sits, as a fraction of the image
-_SCALES = (0.94, 0.97, 1.0, 1.03, 1.06)  # face size jitter
+FACE_SCALES = (0.94, 0.97, 1.0, 1.03, 1.06)  # face size jitter
 _SUPERSAMPLING = 4  # layers are drawn at 4x and box-filtered down: antialiasing
 
 
-def _shift_range(image_size: int) -> int:
-    """Largest position jitter in pixels: 2 at 64 px, 1 at 32 px."""
+def max_shift(image_size: int) -> int:
+    """Largest position jitter in pixels: 2 at 64 px, 1 at 32 px (chapter 1)."""
     return max(1, round(image_size / 32))
 
 
@@ -223,28 +225,29 @@ def _draw_layer(name: str, pen: _Pen, style: int) -> None:
 
 
 @functools.lru_cache(maxsize=128)
-def _layer_weights(image_size: int, style: int, scale_index: int) -> np.ndarray:
+def layer_weights(image_size: int, style: int, scale_index: int) -> np.ndarray:
     """How much each layer shows in each pixel: float32 (c, c, 1 + layers), c = size + 2 * jitter.
 
-    Channel 0 is the background. The weights of a pixel sum to 1, so an image is
-    a matrix product of these weights with one colour per layer. The canvas has
-    a margin of the largest jitter on every side; a face is cut out of it.
+    Explained with toy_faces in chapter 1. Channel 0 is the background, channel 1 + k the
+    layer LAYERS[k]; scale_index picks the face size in FACE_SCALES. The weights of a pixel
+    sum to 1, so an image is a matrix product of these weights with one colour per layer.
+    The canvas has a margin of the largest jitter on every side; a face is cut out of it.
     """
-    margin = _shift_range(image_size)
+    margin = max_shift(image_size)
     side = image_size + 2 * margin
     canvas = side * _SUPERSAMPLING
-    weights = np.zeros((len(_LAYERS) + 1, canvas, canvas), np.float32)
+    weights = np.zeros((len(LAYERS) + 1, canvas, canvas), np.float32)
     uncovered = np.ones((canvas, canvas), np.float32)
     # Front to back: each layer takes its alpha share of what is still uncovered
     # (computed only inside the layer's bounding box; elsewhere it is empty).
-    for k in range(len(_LAYERS) - 1, -1, -1):
-        pen = _Pen(canvas, image_size, _SCALES[scale_index], margin)
-        _draw_layer(_LAYERS[k], pen, style)
+    for k in range(len(LAYERS) - 1, -1, -1):
+        pen = _Pen(canvas, image_size, FACE_SCALES[scale_index], margin)
+        _draw_layer(LAYERS[k], pen, style)
         box = pen.image.getbbox()
         if box is None:
             continue
         x0, y0, x1, y1 = box
-        alpha = np.asarray(pen.image.crop(box), np.float32) * (_ALPHA.get(_LAYERS[k], 1.0) / 255.0)
+        alpha = np.asarray(pen.image.crop(box), np.float32) * (_ALPHA.get(LAYERS[k], 1.0) / 255.0)
         weights[k + 1, y0:y1, x0:x1] = alpha * uncovered[y0:y1, x0:x1]
         uncovered[y0:y1, x0:x1] *= 1.0 - alpha
     weights[0] = uncovered
@@ -279,7 +282,7 @@ def _layer_colours(hair, eye, skin, background) -> np.ndarray:
         "strands": hair * 0.72,
         "ties": fixed((255, 140, 40)),
     }
-    return np.stack([background] + [colours[name] for name in _LAYERS], axis=1).astype(np.float32)
+    return np.stack([background] + [colours[name] for name in LAYERS], axis=1).astype(np.float32)
 
 
 def _single_thread_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -312,24 +315,27 @@ def toy_faces(n: int, image_size: int = 64, seed: int = 0):
     n = int(n)
     rng = np.random.default_rng(seed)
     factors = rng.integers(0, FACTOR_SIZES, size=(n, len(FACTOR_SIZES)), dtype=np.int64)
-    scale_index = rng.integers(0, len(_SCALES), size=n)
-    jitter = _shift_range(image_size)
+    scale_index = rng.integers(0, len(FACE_SCALES), size=n)
+    jitter = max_shift(image_size)
     shifts = rng.integers(0, 2 * jitter + 1, size=(n, 2))  # crop offsets into the canvas
     colours = _layer_colours(
-        _HAIR[factors[:, 0]], _EYE[factors[:, 1]], _SKIN[factors[:, 3]], _BG[factors[:, 4]]
+        HAIR_RGB[factors[:, 0]],
+        EYE_RGB[factors[:, 1]],
+        SKIN_RGB[factors[:, 3]],
+        BACKGROUND_RGB[factors[:, 4]],
     )
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     # Faces that share style, size and position share their layer weights: paint
     # each such group with one matrix product.
     side = 2 * jitter + 1
-    geometry = factors[:, 2] * len(_SCALES) + scale_index
+    geometry = factors[:, 2] * len(FACE_SCALES) + scale_index
     group = (geometry * side + shifts[:, 0]) * side + shifts[:, 1]
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.diff(group[order], prepend=-1))
     for start, stop in zip(starts, np.append(starts[1:], n), strict=False):
         members = order[start:stop]
         first = members[0]
-        weights = _layer_weights(image_size, int(factors[first, 2]), int(scale_index[first]))
+        weights = layer_weights(image_size, int(factors[first, 2]), int(scale_index[first]))
         dy, dx = shifts[first]
         crop = weights[dy : dy + image_size, dx : dx + image_size].reshape(image_size**2, -1)
         # (m * 3, layers) @ (layers, pixels): one colour channel of one face per row.

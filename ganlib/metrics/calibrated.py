@@ -25,7 +25,15 @@ from ganlib.common import (
     check_image_size,
     to_uint8,
 )
-from ganlib.data.toy_faces import _BG, _EYE, _HAIR, _SKIN, FACTOR_NAMES, FACTOR_SIZES, toy_faces
+from ganlib.data.toy_faces import (
+    BACKGROUND_RGB,
+    EYE_RGB,
+    FACTOR_NAMES,
+    FACTOR_SIZES,
+    HAIR_RGB,
+    SKIN_RGB,
+    toy_faces,
+)
 from ganlib.metrics.features import factor_heads, fit_in_seeded_order, load_or_train, toy_face_trunk
 
 # The kinds of non-face images the face output learns to refuse (see `non_faces`).
@@ -211,7 +219,7 @@ def non_faces(n, image_size, rng, kind=None) -> np.ndarray:
         values = rng.integers(0, 256, n).astype(np.uint8)
         return np.broadcast_to(values[:, None, None, None], (n, size, size, 3)).copy()
     if kind == "colour":
-        palette = np.concatenate([_BG, _EYE, _HAIR, _SKIN])
+        palette = np.concatenate([BACKGROUND_RGB, EYE_RGB, HAIR_RGB, SKIN_RGB])
         colours = rng.uniform(0, 255, (n, 3))
         from_palette = rng.random(n) < 0.4
         colours[from_palette] = palette[rng.integers(0, len(palette), int(from_palette.sum()))]

@@ -58,7 +58,7 @@ def mode_coverage(images, value_range=None, decoder="strict") -> dict:
 
     A generator that always draws the same face scores 1/2304 = 0.000434.
     """
-    decoder_name, decode = _decoder(decoder)
+    decoder_name, decode = resolve_decoder(decoder)
     images = to_uint8(images, _checked_range(images, value_range))
     if images.ndim == 3:
         images = images[None]
@@ -137,8 +137,11 @@ def expected_distinct(n) -> float:
     return NUM_COMBINATIONS * -math.expm1(n * math.log1p(-1.0 / NUM_COMBINATIONS))
 
 
-def _decoder(decoder):
-    """(name, function uint8 images -> int64 codes (n, 5)) for mode_coverage's decoder argument."""
+def resolve_decoder(decoder):
+    """(name, function uint8 images -> int64 codes (n, 5)) for mode_coverage's decoder argument.
+
+    A ValueError for anything but "strict", "calibrated" or a CalibratedDecoder (chapter 6).
+    """
     if isinstance(decoder, str) and decoder == "strict":
         return "strict", decode_toy_faces
     # Imported here: the calibrated decoder needs TensorFlow, the strict one only NumPy.

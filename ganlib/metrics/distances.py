@@ -52,7 +52,7 @@ _POOLED_KERNEL_MAX_BYTES = 256 * 2**20
 _CHUNK = 128
 
 
-def _pooled_kernel_pays(n, m, d, s, num_subsets):
+def pooled_kernel_pays(n, m, d, s, num_subsets):
     """Whether kid() should compute the kernel of the pooled features once (chapter 6).
 
     Two conditions: the pooled (n+m) x (n+m) float64 kernel fits _POOLED_KERNEL_MAX_BYTES,
@@ -131,7 +131,7 @@ def kid(real_features, fake_features, num_subsets=100, subset_size=1000, seed=0)
     The subsets are drawn from a generator seeded with `seed`. All arithmetic is
     float64. When the pooled features are few (KIDMonitor's 2,000 real + 1,000
     generated), the kernels of the whole sets are computed once and each subset's
-    sums are read out of them (see _pooled_kernel_pays); otherwise each subset
+    sums are read out of them (see pooled_kernel_pays); otherwise each subset
     costs three (s, d) x (d, s) matrix products. Both give the same values.
     """
     real, fake = _check_features(real_features, fake_features)
@@ -144,7 +144,7 @@ def kid(real_features, fake_features, num_subsets=100, subset_size=1000, seed=0)
     if s == n == m:
         num_subsets = 1  # every "subset" is the whole of both sets: the same value each time
     rng = np.random.default_rng(seed)
-    if _pooled_kernel_pays(n, m, real.shape[1], s, num_subsets):
+    if pooled_kernel_pays(n, m, real.shape[1], s, num_subsets):
         # Same generator calls in the same order as the loop below, so the same subsets.
         real_subsets = np.empty((num_subsets, s), dtype=np.intp)
         fake_subsets = np.empty((num_subsets, s), dtype=np.intp)

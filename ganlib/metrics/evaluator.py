@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ganlib.metrics.blank import blank_share
-from ganlib.metrics.coverage import _decoder, mode_coverage
+from ganlib.metrics.coverage import mode_coverage, resolve_decoder
 from ganlib.metrics.distances import kid
 from ganlib.metrics.precision_recall import prdc
 from ganlib.metrics.roughness import roughness_ratio
@@ -108,7 +108,7 @@ class Evaluator:
             )
         if decoder is not None and not (isinstance(decoder, str) and decoder == "calibrated"):
             try:  # checks the name or the type; "calibrated" would load its network here
-                _decoder(decoder)
+                resolve_decoder(decoder)
             except ValueError:
                 raise ValueError(
                     f'decoder must be "strict", "calibrated", a CalibratedDecoder, or None for '

@@ -1,7 +1,9 @@
 """Training: the GAN model, its presets, callbacks, checkpoints and runs.
 
 - `GAN` (gan.py): a keras.Model whose `train_step` updates both networks, so `fit()`,
-  callbacks and tf.distribute work; `PRESETS` (presets.py) name the optimizer settings.
+  callbacks and tf.distribute work.
+- `RunSpec` (spec.py): everything that decides what a run trains, checked once;
+  `PRESETS` (presets.py) are the book's named specs.
 - `train` and `load_run` (runs.py): a run folder with sample grids, checkpoints that
   survive a killed process, history.csv, and resuming.
 - callbacks.py, checkpoints.py, history.py: the pieces `train` puts together.
@@ -20,6 +22,11 @@ _EXPORTS = {
     "GAN": "gan",
     "discriminator_logits": "gan",
     "PRESETS": "presets",
+    "PRESET_SOURCES": "presets",
+    "preset_spec": "presets",
+    "run_info_spec": "presets",
+    "RunSpec": "spec",
+    "run_spec": "runs",
     "train": "runs",
     "load_run": "runs",
     "read_run_info": "runs",

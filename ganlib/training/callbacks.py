@@ -19,12 +19,16 @@ def _finite(value):
         return True
 
 
-def _own_values_finite(logs):
+def gan_metrics_finite(logs):
+    """Whether the GAN's own logged values (METRIC_NAMES) in `logs` are finite (chapter 5).
+
+    Values other callbacks add (KID, ...) are not checked; missing `logs` count as finite.
+    """
     return all(_finite(v) for k, v in (logs or {}).items() if k in METRIC_NAMES)
 
 
-def _failed_step(model):
-    """The first non-finite step of a GAN (from 0), or None (also for other models)."""
+def first_nonfinite_step(model):
+    """The first non-finite step of a GAN (from 0), or None (also for other models) (chapter 5)."""
     variable = getattr(model, "nonfinite_step", None)
     if variable is None:
         return None
@@ -59,7 +63,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
         self._check()
 
     def _check(self):
-        bad = _failed_step(self.model)
+        bad = first_nonfinite_step(self.model)
         if bad is None:
             return
         offset = getattr(self.model, "_step_offset", 0)
@@ -91,7 +95,7 @@ class HistoryCSV(keras.callbacks.Callback):
         self.rows = [row for row in self.rows if row["epoch"] < epoch]
 
     def on_epoch_end(self, epoch, logs=None):
-        if not _own_values_finite(logs):
+        if not gan_metrics_finite(logs):
             return
         row = {"epoch": epoch}
         row.update({k: float(v) for k, v in (logs or {}).items() if _is_number(v)})
@@ -127,7 +131,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.grids = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every or not _own_values_finite(logs):
+        if (epoch + 1) % self.every or not gan_metrics_finite(logs):
             return
         images = self.model.generate(self.rows * self.cols, seed=self.seed)
         value_range = getattr(self.model, "value_range", None)

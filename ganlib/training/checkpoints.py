@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from ganlib.common import atomic_write, write_error
-from ganlib.training.callbacks import _failed_step, _own_values_finite
+from ganlib.training.callbacks import first_nonfinite_step, gan_metrics_finite
 
 _CHECKPOINT_GLOB = "ckpt-*.npz"
 _FORMAT = 1
@@ -276,8 +276,8 @@ class Checkpoints(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if (
             not self.every_steps
-            or not _own_values_finite(logs)
-            or _failed_step(self.model) is not None
+            or not gan_metrics_finite(logs)
+            or first_nonfinite_step(self.model) is not None
         ):
             return
         step = int(keras.ops.convert_to_numpy(self.model.global_step))
@@ -290,7 +290,7 @@ class Checkpoints(keras.callbacks.Callback):
             )
 
     def on_epoch_end(self, epoch, logs=None):
-        if _own_values_finite(logs) and _failed_step(self.model) is None:
+        if gan_metrics_finite(logs) and first_nonfinite_step(self.model) is None:
             self.last_path = save_checkpoint(
                 self.model, self.directory, epoch + 1, 0, self.keep, self._steps_per_epoch()
             )

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 
-def _accelerator():
+def accelerator_kind():
     """ "tpu", "gpu" or "cpu": what the default devices of this process are.
 
     GANLIB_ASSUME_ACCELERATOR=gpu (or tpu) makes the "auto" choices of mixed precision
@@ -188,7 +188,7 @@ def mixed_precision_policy(mode="auto", accelerator=None):
     on: mixed_bfloat16 on a TPU, mixed_float16 elsewhere. off: float32.
     """
     mode = _choice(mode, "mixed_precision")
-    accelerator = accelerator or _accelerator()
+    accelerator = accelerator or accelerator_kind()
     if mode == "off" or (mode == "auto" and accelerator == "cpu"):
         return "float32"
     return "mixed_bfloat16" if accelerator == "tpu" else "mixed_float16"
@@ -197,12 +197,12 @@ def mixed_precision_policy(mode="auto", accelerator=None):
 def use_xla(mode="auto", accelerator=None):
     """Whether to jit-compile the training step: auto means on GPUs and TPUs only (chapter 5)."""
     mode = _choice(mode, "xla")
-    accelerator = accelerator or _accelerator()
+    accelerator = accelerator or accelerator_kind()
     return mode == "on" or (mode == "auto" and accelerator != "cpu")
 
 
 @contextlib.contextmanager
-def _dtype_policy(name):
+def dtype_policy(name):
     """Build models under the global dtype policy `name`, then put the old one back."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)

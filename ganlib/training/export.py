@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from ganlib.common import atomic_save, atomic_write
-from ganlib.training.devices import _dtype_policy
+from ganlib.training.devices import dtype_policy
 from ganlib.training.runs import load_run, run_files
 
 
@@ -68,7 +68,7 @@ def export_generator(run_dir, out, overwrite=False):
     out = _check_out(out, run_dir, overwrite)
     # Build in float32 whatever the global dtype policy is (a notebook may have set
     # mixed_float16): the file should compute like the run's float32 samples on any machine.
-    with _dtype_policy("float32"):
+    with dtype_policy("float32"):
         gan = load_run(run_dir)
     use_ema = gan.ema_generator is not None
     if use_ema:  # BatchNorm statistics of the averaged weights, as generate() uses them

@@ -14,10 +14,7 @@ from ganlib.common import check_int, check_value_range
 from ganlib.training.callbacks import StopOnNonFinite
 from ganlib.training.checkpoints import Checkpoints, load_checkpoint
 from ganlib.training.devices import use_xla
-from ganlib.training.presets import PRESETS
-
-# How one training step updates the two networks (GAN.compile's update_scheme, chapter 3).
-UPDATE_SCHEMES = ("ganlib", "notebook")
+from ganlib.training.spec import check_loss_options, check_update_scheme
 
 
 def discriminator_logits(discriminator):
@@ -162,58 +159,6 @@ D_NOISE, G_NOISE, REAL_LABELS, FAKE_LABELS = 0, 1, 2, 3
 D_REAL_AUGMENT, D_FAKE_AUGMENT, G_FAKE_AUGMENT = 4, 5, 6
 GP_MIX = 7  # the WGAN-GP interpolation weights
 
-LOSSES = ("bce", "hinge", "wgan-gp")
-
-
-def check_loss_options(
-    loss="bce", gp_weight=10.0, r1_gamma=0.0, label_smoothing=0.0, label_noise=0.0
-):
-    """ValueError unless these are valid `GAN.compile` settings (chapter 5)."""
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    if not 0.0 <= label_noise <= 0.5:
-        raise ValueError(f"label_noise must be in [0, 0.5], got {label_noise!r}")
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    if loss != "bce" and (label_smoothing or label_noise):
-        raise ValueError(
-            f"label_smoothing and label_noise apply to the 'bce' loss only (its labels); "
-            f"leave them at 0 with loss={loss!r}, or use loss='bce'"
-        )
-    for value, what in ((gp_weight, "gp_weight"), (r1_gamma, "r1_gamma")):
-        if (
-            not isinstance(value, numbers.Real)
-            or isinstance(value, bool)
-            or not 0 <= value < np.inf
-        ):
-            raise ValueError(f"{what} must be a number >= 0 (0 turns it off), got {value!r}")
-
-
-def check_update_scheme(
-    update_scheme="ganlib", loss="bce", r1_gamma=0.0, augmented=False, d_steps=1
-):
-    """ValueError unless update_scheme is valid with these `GAN.compile` settings (chapter 3).
-
-    "notebook" is the anime-face notebook's plain "bce" iteration: no other loss, no R1
-    penalty, no augmenter (augmented: whether the GAN has one), and its own two
-    discriminator updates per step (d_steps 1).
-    """
-    if update_scheme not in UPDATE_SCHEMES:
-        raise ValueError(
-            f"update_scheme must be one of {', '.join(UPDATE_SCHEMES)}, got {update_scheme!r}"
-        )
-    if update_scheme == "notebook" and (loss != "bce" or r1_gamma or augmented):
-        raise ValueError(
-            'update_scheme="notebook" is the anime-face notebook\'s plain "bce" iteration; '
-            "use it without another loss, R1 or an augmenter"
-        )
-    if update_scheme == "notebook" and d_steps != 1:
-        raise ValueError(
-            f'update_scheme="notebook" makes its own two discriminator updates per step '
-            f"(real batch, then generated batch); d_steps={d_steps!r} applies to "
-            f'update_scheme="ganlib" only: leave d_steps at 1 or use update_scheme="ganlib"'
-        )
-
 
 def steps_per_call(steps_per_epoch, done=0, limit=8):
     """Training steps per call into TensorFlow, Keras's steps_per_execution (chapter 5).
@@ -320,7 +265,7 @@ class GAN(keras.Model):
         self.d_steps = 1
         self._d_update = 0  # the discriminator update whose random numbers are drawn (`_seed`)
         # A plain dict (Keras would wrap an attribute dict into a tracked one).
-        object.__setattr__(self, "preset", None)
+        object.__setattr__(self, "spec", None)  # the RunSpec of `from_spec`, if made by it
         self._step_offset = 0  # steps of the current epoch done before this fit() call
         self._auto_steps_per_execution = False  # from_preset(steps_per_execution="auto")
         self.built = True  # the two networks are built; nothing to infer from data
@@ -328,35 +273,12 @@ class GAN(keras.Model):
     # ----------------------------------------------------------------- setup
 
     @classmethod
-    def from_preset(
-        cls,
-        name,
-        image_size,
-        width=1.0,
-        latent_dim=None,
-        learning_rate=None,
-        ema=None,
-        augmenter=None,
-        seed=None,
-        jit_compile="auto",
-        steps_per_execution="auto",
-        loss="bce",
-        gp_weight=10.0,
-        r1_gamma=0.0,
-        label_smoothing=None,
-        update_scheme="ganlib",
-        **model_options,
-    ):
-        """A compiled GAN with PRESETS[name]'s models (ganlib.models.build_pair) and optimizers (chapter 5).
+    def from_spec(cls, spec, augmenter=None, jit_compile="auto", steps_per_execution="auto"):
+        """A compiled GAN with `spec`'s models, optimizers, loss and noise seed (chapter 5).
 
-        learning_rate: the discriminator's Adam learning rate; the generator's keeps the
-        preset's ratio (2x for "improved"). `gan.preset` records every setting, batch size
-        included. Call it under a strategy's scope to train on several devices.
-        loss, gp_weight, r1_gamma: as in `compile`. label_smoothing: None keeps the
-        preset's. With loss "hinge" or "wgan-gp" the preset's label smoothing and label
-        noise are dropped (they are tricks of the "bce" loss). update_scheme: as in
-        `compile`. model_options go to
-        `build_pair`, e.g. spectral_norm=True or minibatch_std=True for the discriminator.
+        spec: a `RunSpec`. augmenter: the layer the discriminator's images pass through;
+        None builds an AdaptiveAugmenter when spec.ada is set. `gan.spec` is the spec.
+        Call it under a strategy's scope to train on several devices.
 
         steps_per_execution: training steps per call into TensorFlow, an int >= 1 or
         "auto" (the default). More than one spares Keras's per-step Python work and trains
@@ -370,53 +292,73 @@ class GAN(keras.Model):
         steps_per_execution = (
             1 if auto_steps else check_int(steps_per_execution, "steps_per_execution", 1)
         )
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        preset = dict(PRESETS[name])
-        if learning_rate is not None:
-            if not learning_rate > 0:
-                raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-            ratio = preset["g_learning_rate"] / preset["d_learning_rate"]
-            preset["d_learning_rate"] = float(learning_rate)
-            preset["g_learning_rate"] = float(learning_rate) * ratio
-        if label_smoothing is not None:
-            preset["label_smoothing"] = float(label_smoothing)
-        elif loss != "bce":
-            preset["label_smoothing"] = 0.0
-        if loss != "bce":
-            preset["label_noise"] = 0.0
+        if augmenter is None and spec.ada:
+            from ganlib.augment import AdaptiveAugmenter
+
+            options = {
+                "target_accuracy": spec.ada_target,
+                "integration_steps": spec.ada_integration_steps,
+            }
+            augmenter = AdaptiveAugmenter(
+                seed=spec.seed,
+                **{key: value for key, value in options.items() if value is not None},
+            )
         generator, discriminator = _models.build_pair(
-            preset["model"], image_size, latent_dim=latent_dim, width=width, **model_options
+            spec.model,
+            spec.image_size,
+            latent_dim=spec.latent_dim,
+            width=spec.width,
+            **spec.build_options(),
         )
-        gan = cls(generator, discriminator, augmenter=augmenter, ema=ema, seed=seed)
+        gan = cls(generator, discriminator, augmenter=augmenter, ema=spec.ema, seed=spec.seed)
         gan.compile(
-            d_optimizer=keras.optimizers.Adam(preset["d_learning_rate"], beta_1=preset["beta_1"]),
-            g_optimizer=keras.optimizers.Adam(preset["g_learning_rate"], beta_1=preset["beta_1"]),
-            label_smoothing=preset["label_smoothing"],
-            label_noise=preset["label_noise"],
+            d_optimizer=keras.optimizers.Adam(spec.d_learning_rate, beta_1=spec.beta_1),
+            g_optimizer=keras.optimizers.Adam(spec.g_learning_rate, beta_1=spec.beta_1),
+            label_smoothing=spec.label_smoothing,
+            label_noise=spec.label_noise,
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
-            loss=loss,
-            gp_weight=gp_weight,
-            r1_gamma=r1_gamma,
-            update_scheme=update_scheme,
+            loss=spec.loss,
+            gp_weight=spec.gp_weight,
+            r1_gamma=spec.r1_gamma,
+            update_scheme=spec.update_scheme,
+            d_steps=spec.d_steps,
         )
         gan._auto_steps_per_execution = auto_steps
-        preset.update(
-            name=name,
-            image_size=image_size,
-            width=width,
-            latent_dim=gan.latent_dim,
-            ema=ema,
-            augmenter=augmenter is not None,
-            loss=gan.gan_loss,
-            gp_weight=gan.gp_weight,
-            r1_gamma=gan.r1_gamma,
-            update_scheme=gan.update_scheme,
-            model_options=dict(model_options),
-        )
-        object.__setattr__(gan, "preset", preset)
+        object.__setattr__(gan, "spec", spec)
         return gan
+
+    @classmethod
+    def from_preset(
+        cls,
+        name,
+        image_size,
+        augmenter=None,
+        jit_compile="auto",
+        steps_per_execution="auto",
+        **changes,
+    ):
+        """`from_spec` of the preset `name` (`preset_spec(name, image_size=..., **changes)`) (chapter 5).
+
+        changes: RunSpec settings (width, latent_dim, seed, loss, ...), learning_rate
+        (the discriminator's; the generator's keeps the preset's ratio), and any other
+        keyword as a `build_pair` option (e.g. spectral_norm=True, upsample="transposed").
+        """
+        from ganlib.training.presets import preset_spec
+        from ganlib.training.spec import FIELD_NAMES
+
+        fields = set(FIELD_NAMES)
+        keywords = fields | {"learning_rate", "spectral_norm", "minibatch_std"}
+        options = {key: changes.pop(key) for key in list(changes) if key not in keywords}
+        if options:
+            changes["model_options"] = {**(changes.get("model_options") or {}), **options}
+        spec = preset_spec(name, image_size=image_size, **changes)
+        return cls.from_spec(
+            spec,
+            augmenter=augmenter,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
 
     def compile(
         self,
@@ -1041,14 +983,34 @@ class GAN(keras.Model):
         if done and steps and done >= steps:  # more steps done than this epoch length allows
             epoch, done = epoch + 1, 0
         if done and steps and epoch < epochs:
-            part = dict(kwargs, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done)
+            rest = {
+                key: value
+                for key, value in kwargs.items()
+                if key not in ("epochs", "initial_epoch", "steps_per_epoch")
+            }
             if self._auto_steps_per_execution:
                 self._use_steps_per_execution(steps_per_call(steps, done))
             self._check_steps_per_execution(steps - done)
-            self._fit_part(stream(epoch * steps + done), y, callbacks, part, done)
+            self.fit_epoch_rest(
+                stream(epoch * steps + done),
+                y=y,
+                epoch=epoch,
+                done=done,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                **rest,
+            )
             epoch += 1
         kwargs["initial_epoch"] = epoch
         return stream(epoch * steps)
+
+    def set_steps_per_execution(self, every):
+        """Run `every` training steps per call into TensorFlow in every later `fit` (chapter 5).
+
+        Turns off the "auto" choice of `from_spec`; `train` uses it once it has chosen.
+        """
+        self._auto_steps_per_execution = False
+        self._use_steps_per_execution(check_int(every, "steps_per_execution", 1))
 
     def _use_steps_per_execution(self, every):
         """Run `every` steps per call from now on (Keras keeps the traced function otherwise)."""
@@ -1069,10 +1031,22 @@ class GAN(keras.Model):
                 f"steps_per_execution=ganlib.training.steps_per_call({steps_per_epoch})"
             )
 
-    def _fit_part(self, x, y, callbacks, kwargs, done):
-        """The rest of an interrupted epoch, its first `done` steps already trained."""
+    def fit_epoch_rest(self, x, *, epoch, done, steps_per_epoch, callbacks=None, **kwargs):
+        """Fit the rest of epoch `epoch` (from 0), whose first `done` steps are trained (chapter 5).
+
+        x yields the epoch's remaining steps_per_epoch - done batches; the callbacks see
+        the step numbers of the whole epoch, so its checkpoints and history row continue
+        those of the interrupted run. kwargs go to `fit`.
+        """
         self._step_offset = done
         try:
-            return super().fit(x, y, callbacks=callbacks, **kwargs)
+            return super().fit(
+                x,
+                callbacks=callbacks,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                steps_per_epoch=steps_per_epoch - done,
+                **kwargs,
+            )
         finally:
             self._step_offset = 0

@@ -1,16 +1,16 @@
 """Run folders: `train()` and `load_run()` (chapter 5).
 
-`train()` (and `python -m ganlib train`) ties a dataset, a preset and a run folder
+`train()` (and `python -m ganlib train`) ties a dataset, a RunSpec and a run folder
 together: sample grids every epoch, checkpoints that survive a killed process,
 `history.csv`, and resuming where the last run stopped. The GAN itself is `GAN`
 (gan.py), a `keras.Model` whose `train_step` updates both networks.
 
 A run folder holds::
 
-    RUN/run.json              what was trained (model, size, width, latent size, model
-                              options, loss and its penalties) and the settings that fix
-                              the data order (data, seed, batch size, steps per epoch):
-                              a resume must use the same ones
+    RUN/run.json              what was trained: its RunSpec ("spec": models, optimizers,
+                              loss and its tricks, schedule, seed, data), the data's
+                              fingerprint, versions and date; a resume must use the
+                              same settings (more epochs excepted)
     RUN/history.csv           one row per finished epoch, `epoch` counted from 0
     RUN/samples/epoch_XXXX.png  a fixed-noise grid per epoch
     RUN/checkpoints/ckpt-STEP.npz  the last `keep` checkpoints (weights, optimizer states, counters)
@@ -31,7 +31,6 @@ import datetime
 import errno
 import hashlib
 import json
-import math
 import numbers
 import os
 import socket
@@ -42,12 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ganlib import models as _models
 from ganlib.common import (
-    IMAGE_SIZES,
     WriteError,
     atomic_write,
-    check_image_size,
     check_int,
     check_writable,
     write_error,
@@ -55,58 +51,26 @@ from ganlib.common import (
 from ganlib.training.callbacks import HistoryCSV, SampleGrid, StopOnNonFinite
 from ganlib.training.checkpoints import Checkpoints, list_checkpoints, load_checkpoint
 from ganlib.training.devices import (
-    _accelerator,
-    _dtype_policy,
+    accelerator_kind,
+    dtype_policy,
     fit_across_workers,
     mixed_precision_policy,
     strategy,
     use_xla,
     worker_run_dir,
 )
-from ganlib.training.gan import GAN, check_loss_options, check_update_scheme
-from ganlib.training.presets import PRESETS
-
-RUN_KEYS = (
-    "model",
-    "image_size",
-    "width",
-    "latent_dim",
-    "ema",
-    "ada",
-    "spectral_norm",
-    "minibatch_std",
-    "model_options",
-    "loss",
-    "gp_weight",
-    "r1_gamma",
-    "label_smoothing",
-    "update_scheme",
-)
-# What a run.json written before a key was recorded (or was compared) stands for: the
-# default then in force. train() records label_smoothing as given (None: the preset's).
-RUN_KEY_DEFAULTS = {
-    "spectral_norm": False,
-    "minibatch_std": False,
-    "model_options": {},
-    "loss": "bce",
-    "gp_weight": 10.0,
-    "r1_gamma": 0.0,
-    "label_smoothing": None,
-    "update_scheme": "ganlib",
-}
-# train() keywords of their own, so never among its model_options.
-_OWN_MODEL_KEYWORDS = ("spectral_norm", "minibatch_std")
+from ganlib.training.gan import GAN
+from ganlib.training.presets import preset_spec, run_info_spec
+from ganlib.training.spec import FIELD_NAMES, POSITION_FIELDS, UNCOMPARED_FIELDS, RunSpec
 
 LOCK_FILE = "training.lock"
 SET_ASIDE = "set-aside"
 # What a run folder owns: `export` and `sample` refuse to write any of these.
 RUN_FILES = ("run.json", "history.csv", LOCK_FILE)
 RUN_FOLDERS = ("checkpoints", "samples", SET_ASIDE)
-# The largest GAN (generator and discriminator parameters together) `train` builds: a
-# width far above 1 makes models of gigabytes that take minutes per step on a CPU.
-MAX_PARAMETERS = 50_000_000
 # The keys load_run needs from run.json.
-_REQUIRED_KEYS = ("model", "image_size", "width", "latent_dim")
+# run.json holds a "spec" (RunSpec.to_json); one written before specs holds these flat.
+_REQUIRED_FLAT_KEYS = ("model", "image_size", "width", "latent_dim")
 
 
 class RunInUseError(OSError):
@@ -144,7 +108,18 @@ def read_run_info(run_dir):
             f"{info} cannot be read ({reason}); restore it from a copy, train into "
             f"another --run, {_restart_hint(run)}"
         ) from None
-    missing = [key for key in _REQUIRED_KEYS if not isinstance(config, dict) or key not in config]
+    if isinstance(config, dict) and "spec" in config:
+        try:
+            run_info_spec(config)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{info} is not a ganlib run record ({error}); restore it from a copy, train "
+                f"into another --run, {_restart_hint(run)}"
+            ) from None
+        return config
+    missing = [
+        key for key in _REQUIRED_FLAT_KEYS if not isinstance(config, dict) or key not in config
+    ]
     if missing:
         raise ValueError(
             f"{info} is not a ganlib run record (it lacks {', '.join(missing)}); restore it "
@@ -343,56 +318,6 @@ def _load_data(data, image_size):
     return images, f"array of {len(images)} images"
 
 
-def _describe(config):
-    parts = [
-        f"model {config.get('model')!r}",
-        f"{config.get('image_size')} px",
-        f"width {config.get('width')}",
-    ]
-    parts.append(f"latent_dim {config.get('latent_dim')}")
-    if config.get("ema"):
-        parts.append(f"ema {config['ema']}")
-    if config.get("ada"):
-        parts.append("ada")
-    if config.get("spectral_norm"):
-        parts.append("spectral norm")
-    if config.get("minibatch_std"):
-        parts.append("minibatch std")
-    if config.get("model_options"):
-        parts.append(f"model_options {config['model_options']}")
-    if config.get("loss", "bce") != "bce":
-        parts.append(f"loss {config['loss']!r}")
-    if config.get("update_scheme", "ganlib") != "ganlib":
-        parts.append(f"update_scheme {config['update_scheme']!r}")
-    return ", ".join(parts)
-
-
-def _model_options(options, family):
-    """`train`'s model_options as a JSON-safe dict, checked against `family`'s builders."""
-    if options is None:
-        return {}
-    if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
-        raise ValueError(
-            f"model_options must be a dict of build_pair options, e.g. "
-            f"{{'upsample': 'transposed'}}, got {options!r}"
-        )
-    own = [key for key in options if key in _OWN_MODEL_KEYWORDS]
-    if own:
-        raise ValueError(
-            f"{own[0]} is train()'s own keyword (--{own[0].replace('_', '-')}); "
-            f"pass it as {own[0]}=True, not in model_options"
-        )
-    _models._split_options(family, options)  # unknown names and bad values: ValueError
-    try:
-        # run.json holds them: tuples come back as lists, so compare the JSON form.
-        return json.loads(json.dumps(options))
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"model_options must hold plain values (str, number, bool, lists) that run.json "
-            f"can record, got {options!r}"
-        ) from None
-
-
 def _fingerprint(images):
     """A short hash of the pixels: a run resumed on other images would train on another order."""
     digest = hashlib.blake2b(digest_size=8)
@@ -401,67 +326,59 @@ def _fingerprint(images):
     return digest.hexdigest()
 
 
-# Settings that fix where in the data order a run stands: a resume must use the same ones.
-# run.json key: (label, how to set it in `train` and on the command line)
-POSITION_KEYS = {
-    "batch_size": ("batch size", "batch_size or --batch-size"),
-    "steps_per_epoch": ("steps per epoch", "steps_per_epoch or --steps-per-epoch"),
-    "seed": ("seed", "seed or --seed"),
-    "data_fingerprint": ("data", "data or --data"),
-}
-
-
-def _position_changes(run, saved, record):
-    """ValueError listing the position settings that differ from the run's (missing: unknown)."""
-    changes = []
-    for key, (label, option) in POSITION_KEYS.items():
-        old, new = saved.get(key), record[key]
-        if old is None or old == new:
-            continue  # a run.json written before these were recorded: nothing to compare
-        if key == "data_fingerprint":
-            old = f"{saved.get('data')} (fingerprint {old})"
-            new = f"{record['data']} (fingerprint {new})"
-        changes.append(f"{label} (the run has {old}, this call asks for {new}; {option})")
-    if changes:
-        raise ValueError(
-            f"run folder {run} cannot resume with another {'; another '.join(changes)}: it "
-            f"would continue at the wrong place in the data order. Resume with the run's "
-            f"settings, or start a fresh run in another run folder (another --run)"
+def _settings_changes(saved, spec, record, has_checkpoints):
+    """The settings of `spec` (and the data) that differ from the run folder's, described."""
+    old = run_info_spec(saved)
+    fields = [n for n in FIELD_NAMES if n not in UNCOMPARED_FIELDS]
+    if not has_checkpoints:
+        fields = [n for n in fields if n not in POSITION_FIELDS]
+    elif "spec" not in saved:  # a run.json from before a position setting was recorded
+        fields = [n for n in fields if n not in POSITION_FIELDS or n in saved]
+    changes = [
+        f"{name}: the run has {a!r}, this call asks for {b!r}"
+        for name, a, b in old.differences(spec, fields)
+    ]
+    fingerprint = saved.get("data_fingerprint")
+    if has_checkpoints and fingerprint is not None and fingerprint != record["data_fingerprint"]:
+        changes.append(
+            f"data: the run has {saved.get('data')} (fingerprint {fingerprint}), this call "
+            f"asks for {record['data']} (fingerprint {record['data_fingerprint']})"
         )
+    return changes
 
 
-def _prepare_run(run, config, details, resume):
-    """Create run/run.json, or check that an existing run was made with the same settings.
+def _prepare_run(run, spec, record, resume):
+    """The record RUN/run.json must hold now (None: it already does), once the folder is checked.
 
-    Model settings (RUN_KEYS) must match whenever run.json exists; the data position
-    settings (POSITION_KEYS) only when there are checkpoints to resume from. A folder
-    with checkpoints, a history or grids but no run.json is refused: nothing says which
-    settings made them.
+    Every setting of the spec but epochs must match whenever run.json exists; those that
+    fix the data order (POSITION_FIELDS, and the data) only when there are checkpoints
+    to resume from. Every difference is named. A folder with checkpoints, a history or
+    grids but no run.json is refused: nothing says which settings made them. Writes
+    nothing: the caller writes the record once every other check has passed.
     """
     info = run / "run.json"
-    record = {**config, **details}
     if info.is_file():
         saved = read_run_info(run)
-        changes = []
-        for key in RUN_KEYS:
-            old = saved.get(key, RUN_KEY_DEFAULTS.get(key))
-            new = config.get(key, RUN_KEY_DEFAULTS.get(key))
-            if old != new:
-                changes.append(f"{key}: the run has {old!r}, this call asks for {new!r}")
+        has_checkpoints = bool(list_checkpoints(run / "checkpoints"))
+        changes = _settings_changes(saved, spec, record, has_checkpoints)
         if changes:
             raise ValueError(
-                f"run folder {run} was made with {_describe(saved)}, not {_describe(config)} "
-                f"({'; '.join(changes)}); use the same settings to resume it or choose "
-                f"another run folder ({_restart_hint(run)})"
+                f"run folder {run} was made with other settings ({'; '.join(changes)}); use "
+                f"the same settings to resume it (the data order would otherwise continue at "
+                f"the wrong place, or the models differ), or choose another run folder "
+                f"(another --run) {_restart_hint(run)}"
             )
-        if list_checkpoints(run / "checkpoints"):
-            if not resume:
-                raise ValueError(
-                    f"run folder {run} already has checkpoints; resume it or choose another "
-                    f"run folder ({_restart_hint(run)})"
-                )
-            _position_changes(run, saved, record)
-            return saved  # an older run.json stays as it is: what it lacks stays unknown
+        if has_checkpoints and not resume:
+            raise ValueError(
+                f"run folder {run} already has checkpoints; resume it or choose another "
+                f"run folder ({_restart_hint(run)})"
+            )
+        if has_checkpoints:
+            # The same run goes on: keep when it was made, record this call's spec (its
+            # epochs are the run's total now; a run.json from before specs becomes one).
+            record = {**record, "created": saved.get("created", record["created"])}
+            if record == saved:
+                return None
     else:
         found = _unrecorded_files(run)
         if found:
@@ -470,9 +387,12 @@ def _prepare_run(run, config, details, resume):
                 f"settings made them, so it cannot be resumed safely: restore its run.json, "
                 f"train into another --run, {_restart_hint(run)}"
             )
-    with atomic_write(info, "w") as file:
-        file.write(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _write_record(run, record):
+    with atomic_write(run / "run.json", "w") as file:
+        file.write(json.dumps(record, indent=2) + "\n")
 
 
 def _kid_monitor(images, data, image_size, every, seed):
@@ -502,47 +422,6 @@ def _stream(images, batch_size, value_range, seed, position):
     )
 
 
-def _check_settings(model, image_size, epochs, batch_size, steps_per_epoch, kid_every, ema, width):
-    """`train`'s checked arguments: preset, image_size, epochs, batch_size, steps, ..."""
-    if model not in PRESETS:
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(PRESETS)}")
-    image_size = check_image_size(image_size, IMAGE_SIZES)
-    preset = PRESETS[model]
-    epochs = check_int(epochs, "epochs", 1)
-    batch_size = check_int(
-        preset["batch_size"] if batch_size is None else batch_size, "batch size", 2
-    )
-    if steps_per_epoch is not None:
-        steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", 1)
-    kid_every = check_int(kid_every, "kid_every", 0)
-    if ema is not None and not 0.0 < ema < 1.0:
-        raise ValueError(f"ema must be a decay in (0, 1), e.g. 0.99, got {ema!r}")
-    if not _positive_finite(width):
-        raise ValueError(
-            f"width must be a positive finite number (1.0 is the published model), got {width!r}"
-        )
-    return preset, image_size, epochs, batch_size, steps_per_epoch, kid_every, float(width)
-
-
-def _positive_finite(value):
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
-def _check_learning_rate(learning_rate):
-    if learning_rate is None:
-        return None
-    if not _positive_finite(learning_rate):
-        raise ValueError(
-            f"learning_rate must be a positive finite number (e.g. 2e-4), got {learning_rate!r}"
-        )
-    return float(learning_rate)
-
-
 def _check_schedule(checkpoint_every, keep, grid, steps_per_execution):
     """(checkpoint_every, keep, grid, steps_per_execution) of `train`, checked."""
     if checkpoint_every is not None:
@@ -568,46 +447,6 @@ def _check_schedule(checkpoint_every, keep, grid, steps_per_execution):
     return checkpoint_every, keep, (int(rows), int(cols)), steps_per_execution
 
 
-def _build_options(spectral_norm, minibatch_std, model_options):
-    """build_pair's keywords: the discriminator's options when on, and model_options."""
-    on = {"spectral_norm": spectral_norm, "minibatch_std": minibatch_std}
-    return {**{key: True for key, value in on.items() if value}, **model_options}
-
-
-def _check_parameters(family, image_size, width, latent_dim, options):
-    """ValueError when `width` makes the pair larger than MAX_PARAMETERS (widths above 1 only).
-
-    The count is estimated from the pairs at width 1 and 2, which are quick to build:
-    filter counts scale with the width, so a layer's parameters grow at most with its
-    square, a w^2 + b w.
-    """
-    if width <= 1.0:
-        return
-    counts = []
-    for scale in (1.0, 2.0):
-        generator, discriminator = _models.build_pair(
-            family, image_size, latent_dim=latent_dim, width=scale, **options
-        )
-        counts.append(generator.count_params() + discriminator.count_params())
-    a = max((counts[1] - 2 * counts[0]) / 2.0, 0.0)
-    b = counts[0] - a
-    estimate = a * width * width + b * width
-    if estimate <= MAX_PARAMETERS:
-        return
-    limit = (
-        (-b + math.sqrt(b * b + 4.0 * a * MAX_PARAMETERS)) / (2.0 * a)
-        if a > 0
-        else MAX_PARAMETERS / b
-    )
-    raise ValueError(
-        f"width {width:g} makes a generator and discriminator of about "
-        f"{estimate / 1e6:,.0f} million parameters (width 1.0, the published model, has "
-        f"{counts[0] / 1e6:.1f} million): more than the {MAX_PARAMETERS / 1e6:,.0f} million "
-        f"ganlib trains, which would take gigabytes and minutes per step. Choose a width "
-        f"up to {math.floor(limit * 10) / 10:g}"
-    )
-
-
 def _steps_per_execution(chosen, steps, done, checkpoint_every, replicas):
     """`train`'s steps per call: as given, or the largest up to 8 that keeps epochs and checkpoints exact.
 
@@ -626,60 +465,23 @@ def _steps_per_execution(chosen, steps, done, checkpoint_every, replicas):
     )
 
 
-def _ada_options(ada, ada_target, ada_integration_steps):
-    """Keyword arguments of AdaptiveAugmenter beyond its defaults (chapter 7)."""
-    given = {"ada_target": ada_target, "ada_integration_steps": ada_integration_steps}
-    given = [name for name, value in given.items() if value is not None]
-    if given and not ada:
-        raise ValueError(
-            f"{' and '.join(given)} only apply with ada=True (--ada); "
-            f"turn adaptive augmentation on or leave them out"
-        )
-    options = {"target_accuracy": ada_target, "integration_steps": ada_integration_steps}
-    options = {key: value for key, value in options.items() if value is not None}
-    return options
-
-
 def _devices(distribute, batch_size, mixed_precision, xla):
     """(dtype policy name, jit_compile, strategy) for this machine and the requested modes."""
     distribute = distribute or strategy()
     replicas = distribute.num_replicas_in_sync
     if batch_size % replicas:
         raise ValueError(f"batch size {batch_size} does not split evenly over {replicas} replicas")
-    accelerator = _accelerator()
+    accelerator = accelerator_kind()
     policy = mixed_precision_policy(mixed_precision, accelerator)
     return policy, use_xla(xla, accelerator), distribute
 
 
-def _build_gan(
-    model, image_size, *, width, latent_dim, learning_rate, ema, ada, seed, devices, build, **cures
-):
-    """The compiled GAN under the run's dtype policy and strategy, seeded with `seed`.
-
-    cures: loss, gp_weight, r1_gamma, label_smoothing, update_scheme (for `GAN.compile`);
-    build: `build_pair`'s keywords (`_build_options`).
-    """
+def _build_gan(spec, devices):
+    """The compiled GAN of `spec` under the run's dtype policy and strategy, seeded with spec.seed."""
     policy, jit_compile, distribute = devices
-    keras.utils.set_random_seed(seed)
-    with _dtype_policy(policy), distribute.scope():
-        augmenter = None
-        if ada is not None:
-            from ganlib.augment import AdaptiveAugmenter
-
-            augmenter = AdaptiveAugmenter(seed=seed, **ada)
-        return GAN.from_preset(
-            model,
-            image_size,
-            width=width,
-            latent_dim=latent_dim,
-            learning_rate=learning_rate,
-            ema=ema,
-            augmenter=augmenter,
-            seed=seed,
-            jit_compile=jit_compile,
-            **cures,
-            **build,
-        )
+    keras.utils.set_random_seed(spec.seed)
+    with dtype_policy(policy), distribute.scope():
+        return GAN.from_spec(spec, jit_compile=jit_compile)
 
 
 def _own_callbacks(run, images, data, *, image_size, seed, kid_every, grid, checkpoint_every, keep):
@@ -731,12 +533,13 @@ def _fit(gan, stream, *, epoch, done, epochs, steps, callbacks, verbose):
     """Train from (epoch, done steps in it) up to `epochs`: first the unfinished epoch's rest."""
     fit_options = {"verbose": verbose, "shuffle": False}
     if done and epoch < epochs and done < steps:
-        gan._fit_part(
+        gan.fit_epoch_rest(
             stream(epoch * steps + done),
-            None,
-            callbacks,
-            dict(fit_options, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done),
-            done,
+            epoch=epoch,
+            done=done,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            **fit_options,
         )
         epoch += 1
     elif done:  # more steps done than this epoch length allows: go on with the next epoch
@@ -752,83 +555,77 @@ def _fit(gan, stream, *, epoch, done, epochs, steps, callbacks, verbose):
         )
 
 
+def run_spec(data=None, spec=None, **settings):
+    """The RunSpec `train` trains: `spec` (or PRESETS[model]) with `settings` and `data` (chapter 5).
+
+    settings: RunSpec settings; without a spec, `model` names the preset (default
+    "improved") and learning_rate, spectral_norm, minibatch_std and label_smoothing=None
+    are read as `preset_spec` reads them. data: a SOURCE string goes into the
+    spec; images (an array) leave spec.data as it is.
+    """
+    if isinstance(data, (str, os.PathLike)):
+        settings["data"] = str(data)
+    if spec is None:
+        return preset_spec(settings.pop("model", "improved"), **settings)
+    if not isinstance(spec, RunSpec):
+        raise TypeError(f"spec must be a RunSpec, got {type(spec).__name__}")
+    return spec.replace(**settings) if settings else spec
+
+
 def train(
-    data,
+    data=None,
     *,
-    model="improved",
-    image_size=64,
-    epochs=10,
-    batch_size=None,
+    spec=None,
     run_dir=None,
-    steps_per_epoch=None,
-    seed=0,
-    width=1.0,
-    learning_rate=None,
-    mixed_precision="auto",
-    xla="auto",
-    ema=None,
-    ada=False,
-    ada_target=None,
-    ada_integration_steps=None,
     kid_every=0,
     callbacks=(),
     resume=True,
+    restart=False,
     verbose="auto",
-    latent_dim=None,
     checkpoint_every=None,
     keep=3,
     grid=(5, 5),
-    distribute=None,
     steps_per_execution="auto",
-    loss="bce",
-    gp_weight=10.0,
-    r1_gamma=0.0,
-    spectral_norm=False,
-    minibatch_std=False,
-    label_smoothing=None,
-    model_options=None,
-    update_scheme="ganlib",
-    restart=False,
+    mixed_precision="auto",
+    xla="auto",
+    distribute=None,
+    **settings,
 ):
-    """Train PRESETS[model] on `data` and return (gan, history) (chapter 5).
+    """Train a RunSpec on its data and return (gan, history) (chapter 5).
 
-    data: a SOURCE string for ganlib.data.load_source ("toy-faces:2000", "cifar10:cat",
-    "anime-faces", a folder) or uint8 images (n, image_size, image_size, 3).
+    What is trained is one `RunSpec`: `spec`, or the preset `model` (default "improved"),
+    changed by `settings` (RunSpec settings such as image_size, epochs, batch_size, width,
+    d_learning_rate, g_learning_rate, beta_1, d_steps, loss, r1_gamma, label_noise, ema,
+    ada, seed, model_options; learning_rate sets the discriminator's and keeps the
+    preset's ratio; see `run_spec`). data: a SOURCE string for ganlib.data.load_source
+    ("toy-faces:2000", "cifar10:cat", "anime-faces", a folder), or uint8 images (n,
+    image_size, image_size, 3); None trains on spec.data. The spec is checked completely
+    before anything is built or written, and `gan.spec` is the spec as trained (its
+    steps_per_epoch filled in: default len(images) // batch_size).
+
     epochs: the total; with run_dir and resume=True a run continues from its newest
     checkpoint and stops at the same epoch as an uninterrupted one (a run that already
-    has `epochs` says so and trains nothing). batch_size: global real images per update
-    (default the preset's), split across replicas. steps_per_epoch: default
-    len(images) // batch_size. The data order is drawn from `seed`, and a resumed run
-    takes up the same order where it stopped; resuming with another batch size, steps
-    per epoch, seed or data is a ValueError naming the setting.
-    mixed_precision, xla: "auto", "on" or "off" (see mixed_precision_policy, use_xla).
-    ema: EMA decay of a generator copy (e.g. 0.99). ada: adaptive augmentation
-    (chapter 7); ada_target and ada_integration_steps set the AdaptiveAugmenter's
-    target_accuracy and integration_steps (None: its defaults).
-    kid_every: KID (and, for toy faces, mode coverage read by the strict decoder, see
-    KIDMonitor) every N epochs, 0 for never.
-    callbacks run before the run's own history and checkpoint callbacks, so what they
-    put into `logs` lands in history.csv. checkpoint_every: also checkpoint every N steps.
-    distribute: a tf.distribute strategy (default `strategy()`). Across machines
-    (TF_CONFIG, chapter 5) every worker resumes from run_dir's checkpoints, so run_dir
-    must be on a file system all workers share; only the chief writes into it.
-    steps_per_execution: training steps per call into TensorFlow, "auto" for
-    `steps_per_call(...)`.
-    The cures of mode collapse (chapter 4): loss ("bce", "hinge" or "wgan-gp"),
-    gp_weight (WGAN-GP's penalty weight), r1_gamma (R1 penalty on real images, 0: off)
-    and label_smoothing (None: the preset's; "bce" only), as in `GAN.compile`;
-    update_scheme: "ganlib" or "notebook" (the anime-face notebook's iteration, chapter 3),
-    as in `GAN.compile`;
-    spectral_norm and minibatch_std change the discriminator (ganlib.models).
-    model_options: a dict for `ganlib.models.build_pair`, e.g. {"output": "sigmoid"} or
-    {"upsample": "transposed", "dropout": False} (chapter 3's ablation); an option
-    neither builder takes, or a bad value, is a ValueError before anything is written.
-    All of these are recorded in run.json, and a run folder resumes only with the values
-    it was made with (a run.json from before model_options resumes as {}).
+    has `epochs` says so and trains nothing). The data order is drawn from spec.seed,
+    and a resumed run takes up the same order where it stopped.
 
-    The run folder (see the module's docstring): every argument is checked and the models
-    are built before anything is written, so a bad call leaves the folder as it was.
-    While training, the folder is locked (`lock_run`): a second process gets
+    How it runs (not part of the spec): mixed_precision, xla: "auto", "on" or "off" (see
+    mixed_precision_policy, use_xla); distribute: a tf.distribute strategy (default
+    `strategy()`; across machines, TF_CONFIG, chapter 5, every worker resumes from
+    run_dir's checkpoints, so run_dir must be on a file system all workers share; only
+    the chief writes into it); steps_per_execution: training steps per call into
+    TensorFlow, "auto" for `steps_per_call(...)`. kid_every: KID (and, for toy faces,
+    mode coverage read by the strict decoder, see KIDMonitor) every N epochs, 0 for
+    never. callbacks run before the run's own history and checkpoint callbacks, so what
+    they put into `logs` lands in history.csv. checkpoint_every: also checkpoint every N
+    steps, honoured exactly ("auto" steps_per_execution divides it; a given one that
+    does not is a ValueError). keep: checkpoints kept. grid: (rows, cols) of the sample
+    grids. `gan.run_details` says what this machine ran: mixed precision, XLA, replicas,
+    the data's description.
+
+    The run folder (see the module's docstring): run.json holds the spec, and a folder
+    resumes only with the same settings (all but epochs; those that fix the data order,
+    and the data's pixels, once there are checkpoints), else a ValueError names every
+    difference. While training, the folder is locked (`lock_run`): a second process gets
     RunInUseError naming the first. A folder with checkpoints but no readable run.json
     is refused, since nothing says which settings made them; restart=True (--restart)
     starts over in any run folder, moving the earlier run's files to
@@ -839,109 +636,61 @@ def train(
     OSError) naming it; the folder is checked for writing before the first step.
     After a resume in the middle of an epoch, that epoch's history row covers all of
     its steps (checkpoints written before ganlib recorded the running means: only the
-    steps after the resume). Size guards: a width whose models would exceed
-    MAX_PARAMETERS, or a learning rate that is not a positive finite number, is a
-    ValueError. checkpoint_every is honoured exactly: "auto" steps_per_execution
-    divides it, and a given steps_per_execution that does not is a ValueError.
+    steps after the resume).
 
-    Seeds Python, NumPy and TensorFlow with `seed` (keras.utils.set_random_seed).
+    Seeds Python, NumPy and TensorFlow with the spec's seed (keras.utils.set_random_seed).
     history: dict of lists, `epoch` plus one list per logged value, all epochs of the
     run (also those of earlier sessions). A NaN or infinite loss raises
     FloatingPointError naming the step; the last good checkpoint stays in place.
     """
-    preset, image_size, epochs, batch_size, steps_per_epoch, kid_every, width = _check_settings(
-        model, image_size, epochs, batch_size, steps_per_epoch, kid_every, ema, width
-    )
-    learning_rate = _check_learning_rate(learning_rate)
+    spec = run_spec(data, spec, **settings)
+    kid_every = check_int(kid_every, "kid_every", 0)
     checkpoint_every, keep, grid, steps_per_execution = _check_schedule(
         checkpoint_every, keep, grid, steps_per_execution
     )
-    ada_options = _ada_options(ada, ada_target, ada_integration_steps)
-    # Checked before run.json is written; with another loss the preset's label tricks go.
-    check_loss_options(loss, gp_weight, r1_gamma, label_smoothing or 0.0)
-    check_update_scheme(update_scheme, loss, r1_gamma, augmented=bool(ada))
-    cures = dict(
-        loss=loss,
-        gp_weight=gp_weight,
-        r1_gamma=r1_gamma,
-        label_smoothing=label_smoothing,
-        update_scheme=update_scheme,
-    )
-    model_options = _model_options(model_options, preset["model"])
-    latent_dim = (
-        _models.DEFAULT_LATENT_DIM[preset["model"]] if latent_dim is None else int(latent_dim)
-    )
-    build = _build_options(bool(spectral_norm), bool(minibatch_std), model_options)
     # First: across machines the strategy must exist before any TensorFlow op runs.
     distribute = distribute or strategy()
-    _check_parameters(preset["model"], image_size, width, latent_dim, build)
-    images, description = _load_data(data, image_size)
-    if len(images) < batch_size:
+    if isinstance(data, (str, os.PathLike)) or data is None:
+        if spec.data is None:
+            raise ValueError("no data: pass a SOURCE string or images, or a spec with data")
+        data = spec.data
+    images, description = _load_data(data, spec.image_size)
+    if len(images) < spec.batch_size:
         raise ValueError(
-            f"{len(images)} images are fewer than one batch of {batch_size}; lower the batch size"
+            f"{len(images)} images are fewer than one batch of {spec.batch_size}; "
+            f"lower the batch size"
         )
-    steps = steps_per_epoch or len(images) // batch_size
+    spec = spec.replace(steps_per_epoch=spec.steps_per_epoch or len(images) // spec.batch_size)
+    steps = spec.steps_per_epoch
     if steps_per_execution != "auto" and steps % steps_per_execution:
         raise ValueError(
             f"steps per epoch {steps} is not a multiple of steps_per_execution "
             f"{steps_per_execution}, so Keras would run past each epoch's end; choose "
             f"steps_per_execution='auto' or one that divides {steps}"
         )
-
-    policy, jit_compile, distribute = _devices(distribute, batch_size, mixed_precision, xla)
-    # Built before anything is written: a setting no model takes fails here.
-    gan = _build_gan(
-        model,
-        image_size,
-        width=width,
-        latent_dim=latent_dim,
-        learning_rate=learning_rate,
-        ema=ema,
-        ada=ada_options if ada else None,
-        seed=seed,
-        devices=(policy, jit_compile, distribute),
-        build=build,
-        **cures,
-    )
-    gan.preset.update(
-        batch_size=batch_size,
-        steps_per_epoch=steps,
-        mixed_precision=policy,
-        xla=jit_compile,
-        replicas=distribute.num_replicas_in_sync,
-        data=description,
+    devices = _devices(distribute, spec.batch_size, mixed_precision, xla)
+    gan = _build_gan(spec, devices)  # before anything is written: a bad option fails here
+    policy, jit_compile, distribute = devices
+    object.__setattr__(
+        gan,
+        "run_details",
+        {
+            "mixed_precision": policy,
+            "xla": jit_compile,
+            "replicas": distribute.num_replicas_in_sync,
+            "data": description,
+        },
     )
     run = None if run_dir is None else Path(run_dir)
     write = worker_run_dir(run, distribute)  # where this worker's files go: run on the chief
-    record = None
-    if run is not None:
-        config = {
-            "model": model,
-            "image_size": int(image_size),
-            "width": width,
-            "latent_dim": latent_dim,
-            "ema": ema,
-            "ada": bool(ada),
-            "spectral_norm": bool(spectral_norm),
-            "minibatch_std": bool(minibatch_std),
-            "model_options": model_options,
-            **cures,
-        }
-        details = {
-            "family": preset["model"],
-            "preset": dict(preset),
-            "data": description,
-            "data_spec": data if isinstance(data, str) else None,
-            "data_fingerprint": _fingerprint(images),
-            "seed": seed,
-            "batch_size": batch_size,
-            "steps_per_epoch": steps,
-            "ada_options": ada_options or None,
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        }
-        record = (config, details)
+    record = {
+        "spec": spec.to_json(),
+        "data": description,
+        "data_fingerprint": _fingerprint(images),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
     session = dict(
         gan=gan,
         images=images,
@@ -951,11 +700,6 @@ def train(
         record=record,
         resume=resume,
         restart=restart,
-        image_size=image_size,
-        epochs=epochs,
-        batch_size=batch_size,
-        steps=steps,
-        seed=seed,
         kid_every=kid_every,
         grid=grid,
         checkpoint_every=checkpoint_every,
@@ -982,11 +726,6 @@ def _train_session(
     record,
     resume,
     restart,
-    image_size,
-    epochs,
-    batch_size,
-    steps,
-    seed,
     kid_every,
     grid,
     checkpoint_every,
@@ -997,6 +736,14 @@ def _train_session(
     verbose,
 ):
     """`train` once everything is checked and built (and, with a run folder, locked)."""
+    spec = gan.spec
+    image_size, epochs, batch_size, steps, seed = (
+        spec.image_size,
+        spec.epochs,
+        spec.batch_size,
+        spec.steps_per_epoch,
+        spec.seed,
+    )
     if write is not None:
         if restart and write == run:
             kept = _set_aside(run, ("run.json", "history.csv", "samples", "checkpoints"), "restart")
@@ -1005,10 +752,12 @@ def _train_session(
                     f"ganlib: starting over in {run}; the earlier run's files are kept in {kept}",
                     file=sys.stderr,
                 )
-        _prepare_run(write, *record, resume)
+        record = _prepare_run(write, spec, record, resume)
         for folder in ("checkpoints", "samples"):
             check_writable(write / folder)  # before the first step, not after an epoch
     epoch, done = _resume(gan, run, steps, write) if resume else (0, 0)
+    if write is not None and record is not None:
+        _write_record(write, record)  # once the checkpoints agree too
     own, history_callback = _own_callbacks(
         write,
         images,
@@ -1028,10 +777,12 @@ def _train_session(
                 f"(ask for more epochs to continue)"
             )
         return gan, _columns(history_callback.rows)
-    gan.steps_per_execution = _steps_per_execution(
-        steps_per_execution, steps, done, checkpoint_every, distribute.num_replicas_in_sync
+    # Chosen here, for the resumed part too.
+    gan.set_steps_per_execution(
+        _steps_per_execution(
+            steps_per_execution, steps, done, checkpoint_every, distribute.num_replicas_in_sync
+        )
     )
-    gan._auto_steps_per_execution = False  # chosen here, for the resumed part too
     fit_across_workers(gan, distribute)
     try:
         _fit(
@@ -1060,35 +811,13 @@ def _train_session(
 def load_run(run_dir):
     """The GAN of a run folder with its newest checkpoint loaded, e.g. to draw samples (chapter 5).
 
-    Built from RUN/run.json (model_options included) with this machine's default dtype
-    policy; `gan.checkpoint`
-    holds the checkpoint's counters (epoch, step, path). FileNotFoundError when the
+    Built from the RunSpec in RUN/run.json with this machine's default dtype policy;
+    `gan.checkpoint` holds the checkpoint's counters (epoch, step, path). FileNotFoundError when the
     folder has no run.json or no checkpoint yet; ValueError naming run.json when it
     cannot be read.
     """
     run = Path(run_dir)
-    config = read_run_info(run)
-    augmenter = None
-    if config.get("ada"):
-        from ganlib.augment import AdaptiveAugmenter
-
-        augmenter = AdaptiveAugmenter(**(config.get("ada_options") or {}))
-    gan = GAN.from_preset(
-        config["model"],
-        config["image_size"],
-        width=config["width"],
-        latent_dim=config["latent_dim"],
-        ema=config.get("ema"),
-        augmenter=augmenter,
-        jit_compile=False,
-        **{key: config[key] for key in ("spectral_norm", "minibatch_std") if config.get(key)},
-        **{
-            key: config[key]
-            for key in ("loss", "gp_weight", "r1_gamma", "update_scheme")
-            if key in config
-        },
-        **(config.get("model_options") or {}),
-    )
+    gan = GAN.from_spec(run_info_spec(read_run_info(run)), jit_compile=False)
     state = load_checkpoint(gan, run / "checkpoints")
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {run / 'checkpoints'} yet; train the run first")

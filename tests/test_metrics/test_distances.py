@@ -72,10 +72,10 @@ def reference_kid(x, y, num_subsets, subset_size, seed):
 @pytest.mark.parametrize("path", ["chosen", "pooled", "per-subset"])
 def test_kid_paths_match_the_reference(n, m, subset_size, path, monkeypatch):
     if path == "pooled":
-        monkeypatch.setattr(distances, "_pooled_kernel_pays", lambda *args: True)
+        monkeypatch.setattr(distances, "pooled_kernel_pays", lambda *args: True)
     elif path == "per-subset":
         monkeypatch.setattr(distances, "_POOLED_KERNEL_MAX_BYTES", 0)
-        assert not distances._pooled_kernel_pays(n, m, 5, subset_size, 10)
+        assert not distances.pooled_kernel_pays(n, m, 5, subset_size, 10)
     rng = np.random.default_rng(8)
     # Non-negative like pooled ReLU features, and shifted, so that KID is clearly non-zero.
     x, y = rng.gamma(1.0, 0.5, size=(n, 5)), rng.gamma(1.3, 0.5, size=(m, 5))
@@ -88,7 +88,7 @@ def test_kid_paths_match_the_reference(n, m, subset_size, path, monkeypatch):
 def test_kid_paths_agree_on_the_same_seed(monkeypatch):
     rng = np.random.default_rng(9)
     x, y = rng.gamma(1.0, 0.3, size=(300, 16)), rng.gamma(1.1, 0.3, size=(200, 16))
-    assert distances._pooled_kernel_pays(300, 200, 16, 200, 50)
+    assert distances.pooled_kernel_pays(300, 200, 16, 200, 50)
     pooled = kid(x, y, num_subsets=50, subset_size=200, seed=4)
     monkeypatch.setattr(distances, "_POOLED_KERNEL_MAX_BYTES", 0)
     per_subset = kid(x, y, num_subsets=50, subset_size=200, seed=4)
@@ -97,12 +97,12 @@ def test_kid_paths_agree_on_the_same_seed(monkeypatch):
 
 def test_kid_reuses_the_pooled_kernel_for_the_monitor_but_not_for_large_sets():
     # KIDMonitor: 2,000 real against 1,000 generated, DomainFeatures (128) or Inception (2,048).
-    assert distances._pooled_kernel_pays(2000, 1000, 128, 1000, 100)
-    assert distances._pooled_kernel_pays(2000, 1000, 2048, 1000, 100)
+    assert distances.pooled_kernel_pays(2000, 1000, 128, 1000, 100)
+    assert distances.pooled_kernel_pays(2000, 1000, 2048, 1000, 100)
     # 10,000 + 10,000: the pooled kernel would take 3.2 GB.
-    assert not distances._pooled_kernel_pays(10000, 10000, 2048, 1000, 100)
+    assert not distances.pooled_kernel_pays(10000, 10000, 2048, 1000, 100)
     # One small subset of large sets: drawing it anew is cheaper than the whole kernel.
-    assert not distances._pooled_kernel_pays(2000, 1000, 128, 50, 1)
+    assert not distances.pooled_kernel_pays(2000, 1000, 128, 50, 1)
 
 
 def test_kid_of_one_distribution_is_near_zero_and_can_be_negative():

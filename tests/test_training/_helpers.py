@@ -64,3 +64,54 @@ def run_script(source, *args, timeout=240):
 
 def all_state(gan):
     return [v.numpy() for group in _state_groups(gan).values() for v in group]
+
+
+def flat_run_json(run):
+    """RUN/run.json rewritten in the flat layout train() wrote before RunSpec; returns it.
+
+    The layout of the run folders made then (for example the seed-claim experiment's):
+    the preset's name and optimizer settings, build flags, cures and the data position,
+    side by side. Tests delete keys from it to stand for still older files.
+    """
+    from pathlib import Path
+
+    from ganlib.training import PRESETS
+
+    path = Path(run) / "run.json"
+    info = json.loads(path.read_text())
+    spec = info["spec"]
+    preset = PRESETS[spec["preset"]]
+    options = dict(spec["model_options"])
+    flags = {flag: bool(options.pop(flag, False)) for flag in ("spectral_norm", "minibatch_std")}
+    flat = {
+        "model": spec["preset"],
+        **{key: spec[key] for key in ("image_size", "width", "latent_dim", "ema", "ada")},
+        **flags,
+        "model_options": options,
+        **{key: spec[key] for key in ("loss", "gp_weight", "r1_gamma", "update_scheme")},
+        "label_smoothing": None
+        if spec["label_smoothing"] == preset.label_smoothing
+        else spec["label_smoothing"],
+        "family": spec["model"],
+        "preset": {
+            "model": preset.model,
+            **{
+                key: getattr(preset, key)
+                for key in (
+                    "d_learning_rate",
+                    "g_learning_rate",
+                    "beta_1",
+                    "batch_size",
+                    "label_smoothing",
+                    "label_noise",
+                )
+            },
+        },
+        "data": info["data"],
+        "data_spec": spec["data"],
+        "data_fingerprint": info["data_fingerprint"],
+        **{key: spec[key] for key in ("seed", "batch_size", "steps_per_epoch")},
+        "ada_options": None,
+    }
+    path.write_text(json.dumps(flat))
+    return flat

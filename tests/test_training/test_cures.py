@@ -14,7 +14,7 @@ import tensorflow as tf
 from ganlib import models, training
 from ganlib.cli import main
 from ganlib.data import toy_faces
-from ganlib.training import GAN, runs
+from ganlib.training import GAN, preset_spec, runs
 from ganlib.training.gan import GP_MIX
 
 from ._helpers import run_script
@@ -220,13 +220,14 @@ def test_train_runs_with_the_cures_records_them_and_refuses_another_architecture
     names = [layer.name for layer in gan.discriminator.layers]
     assert "minibatch_std" in names
     assert isinstance(gan.discriminator.get_layer("logit"), keras.layers.SpectralNormalization)
-    info = json.loads((run / "run.json").read_text())
-    assert {key: info[key] for key in CURES} == CURES
-    assert info["gp_weight"] == 10.0 and info["label_smoothing"] is None
-    # the architecture keys must match to resume; the weights then load
-    for change, said in (("spectral_norm", "spectral norm"), ("minibatch_std", "minibatch std")):
+    info = json.loads((run / "run.json").read_text())["spec"]
+    assert (info["loss"], info["r1_gamma"]) == (CURES["loss"], CURES["r1_gamma"])
+    assert info["model_options"] == {"spectral_norm": True, "minibatch_std": True}
+    assert info["gp_weight"] == 10.0 and info["label_smoothing"] == 0.0
+    # the architecture must match to resume; the weights then load
+    for change in ("spectral_norm", "minibatch_std"):
         other = {**CURES, change: False}
-        with pytest.raises(ValueError, match=f"made with .*{said}.*, not "):
+        with pytest.raises(ValueError, match=f"model_options: the run has .*'{change}': True"):
             training.train(faces, **SMALL, **other, epochs=2, steps_per_epoch=2, run_dir=run)
     loaded = training.load_run(run)
     assert loaded.gan_loss == "hinge" and "minibatch_std" in [
@@ -237,13 +238,16 @@ def test_train_runs_with_the_cures_records_them_and_refuses_another_architecture
 
 
 def test_a_run_json_from_before_the_cures_resumes_as_without_them(tmp_path):
-    config = dict(model="improved", image_size=32, width=0.125, latent_dim=100, ema=None)
-    config.update(ada=False, spectral_norm=False, minibatch_std=False)
-    old = {key: value for key, value in config.items() if key not in CURES}
+    old = dict(model="improved", image_size=32, width=0.125, latent_dim=100, ema=None, ada=False)
+    (tmp_path / "run.json").write_text(json.dumps(old))  # no loss, penalties or build flags
+    spec = preset_spec("improved", image_size=32, width=0.125, seed=0)
+    record = {"spec": spec.to_json(), "data_fingerprint": "f"}
+    runs._prepare_run(tmp_path, spec, record, resume=True)  # no ValueError
     (tmp_path / "run.json").write_text(json.dumps(old))
-    runs._prepare_run(tmp_path, config, {}, resume=True)  # no ValueError
-    with pytest.raises(ValueError, match="spectral norm"):
-        runs._prepare_run(tmp_path, {**config, "spectral_norm": True}, {}, resume=True)
+    with pytest.raises(ValueError, match="model_options: the run has {}"):
+        runs._prepare_run(
+            tmp_path, spec.replace(model_options={"spectral_norm": True}), record, True
+        )
 
 
 def test_train_checks_the_loss_options_before_writing_the_run(tmp_path):
@@ -259,15 +263,16 @@ def test_the_command_line_takes_the_cures(tmp_path, capsys):
     command += ["--width", "0.125", "--image-size", "32", "--batch-size", "8", "--epochs", "1"]
     cures = ["--loss", "wgan-gp", "--gp-weight", "5", "--r1-gamma", "0.5", "--spectral-norm"]
     assert main([*command, *cures, "--minibatch-std", "--steps-per-epoch", "1"]) == 0
-    info = json.loads((run / "run.json").read_text())
+    info = json.loads((run / "run.json").read_text())["spec"]
     assert (info["loss"], info["gp_weight"], info["r1_gamma"]) == ("wgan-gp", 5.0, 0.5)
-    assert info["spectral_norm"] and info["minibatch_std"] and info["label_smoothing"] is None
+    assert info["model_options"] == {"spectral_norm": True, "minibatch_std": True}
+    assert info["label_smoothing"] == 0.0
     capsys.readouterr()
     bad = ["--loss", "hinge", "--label-smoothing", "0.1"]
     assert main([*command, "--run", str(tmp_path / "other"), *bad]) == 2
     assert "'bce' loss only" in capsys.readouterr().err
     assert main([*command, "--run", str(tmp_path / "other"), "--r1-gamma", "-1"]) == 2
-    assert "must be 0 or more" in capsys.readouterr().err
+    assert "argument --r1-gamma: r1_gamma must be a number >= 0" in capsys.readouterr().err
     assert main([*command, "--run", str(tmp_path / "other"), "--loss", "wgan"]) == 2
     assert "invalid choice: 'wgan'" in capsys.readouterr().err
 

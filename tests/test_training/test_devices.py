@@ -6,13 +6,13 @@ import pytest
 import tensorflow as tf
 
 from ganlib import training
-from ganlib.training.devices import _dtype_policy
+from ganlib.training.devices import dtype_policy
 
 from ._helpers import images, mlp_gan, run_script
 
 
 def test_mixed_float16_scales_the_loss_and_keeps_float32_outputs():
-    with _dtype_policy("mixed_float16"):
+    with dtype_policy("mixed_float16"):
         gan = mlp_gan()
     assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
     assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
@@ -105,10 +105,11 @@ def test_input_gradient_penalties_are_loss_scaled_under_mixed_float16(penalty):
     options = {"r1_gamma": 1.0} if penalty == "r1" else {"loss": "wgan-gp", "gp_weight": 10.0}
 
     def gan_with_tiny_gradients(policy):
-        with _dtype_policy(policy):
+        with dtype_policy(policy):
             gan = mlp_gan(seed=0)
         gan.compile(
-            keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-3, beta_1=0.5),
+            keras.optimizers.Adam(1e-3, beta_1=0.5),
+            keras.optimizers.Adam(1e-3, beta_1=0.5),
             **options,
         )
         return gan

@@ -410,9 +410,9 @@ def test_from_preset_chooses_the_steps_per_call_for_each_fit():
 def test_a_step_skipped_by_loss_scaling_still_counts_as_a_generator_update(jit_compile):
     # Under mixed_float16 a step whose scaled gradients overflow changes no weight; Keras 3
     # left it out of `iterations`, so a long GPU run counted fewer updates than it trained.
-    from ganlib.training.devices import _dtype_policy
+    from ganlib.training.devices import dtype_policy
 
-    with _dtype_policy("mixed_float16"):
+    with dtype_policy("mixed_float16"):
         gan = mlp_gan()
     gan.compile(
         keras.optimizers.Adam(1e-3, beta_1=0.5),
@@ -516,9 +516,9 @@ def test_reset_refuses_networks_of_another_shape_and_names_the_network():
 
 
 def test_reset_puts_the_loss_scale_back_under_mixed_precision():
-    from ganlib.training.devices import _dtype_policy
+    from ganlib.training.devices import dtype_policy
 
-    with _dtype_policy("mixed_float16"):
+    with dtype_policy("mixed_float16"):
         gan = mlp_gan(seed=0)
         _trained(gan, 3)
         for optimizer in (gan.d_optimizer, gan.g_optimizer):

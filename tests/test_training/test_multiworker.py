@@ -31,7 +31,7 @@ with open(out + ".json", "w") as file:
     json.dump({
         "history": history,
         "step": int(gan.global_step.numpy()),
-        "replicas": gan.preset["replicas"],
+        "replicas": gan.run_details["replicas"],
         "chief": devices.is_chief(),
         "throwaway": devices._throwaway and str(devices._throwaway),
         "throwaway_files": devices._throwaway and sorted(

@@ -28,7 +28,7 @@ from ganlib.cli import main
 from ganlib.data import toy_faces
 from ganlib.training import runs
 
-from ._helpers import SUBPROCESS_ENV
+from ._helpers import SUBPROCESS_ENV, flat_run_json
 
 SMALL = dict(image_size=32, width=0.125, batch_size=8, verbose=0, grid=(1, 1))
 # The same settings on the command line: toy-faces:16 gives 2 steps per epoch.
@@ -169,9 +169,9 @@ def test_a_bad_setting_writes_nothing_and_the_corrected_call_works(faces, tmp_pa
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--width", "inf"], "argument --width: must be a positive finite number, got inf"),
-        (["--lr", "inf"], "argument --lr: must be a positive finite number, got inf"),
-        (["--lr", "nan"], "argument --lr: must be a positive finite number, got nan"),
+        (["--width", "inf"], "argument --width: width must be a positive finite number"),
+        (["--lr", "inf"], "argument --lr: learning_rate must be a positive finite number"),
+        (["--lr", "nan"], "argument --lr: learning_rate must be a positive finite number"),
         (["--model", "mlp", "--minibatch-std"], "minibatch_std"),
     ],
 )
@@ -224,7 +224,7 @@ def test_checkpoints_without_run_json_are_refused_until_restart(run_copy, faces,
     assert snapshot(kept[0]) == {
         name: data for name, data in before.items() if not name.startswith("set-aside")
     }
-    info = json.loads((run_copy / "run.json").read_text())
+    info = json.loads((run_copy / "run.json").read_text())["spec"]
     assert (info["loss"], info["seed"], info["batch_size"]) == ("hinge", 3, 4)
     assert training.latest_checkpoint(run_copy / "checkpoints")[1]["step"] == 8
 
@@ -508,8 +508,8 @@ def test_sample_refuses_a_grid_too_large_for_one_png(trained, tmp_path, capsys):
 
 
 def test_a_run_json_without_the_new_keys_still_resumes(run_copy):
-    """run.json gained no key here; an older one (fewer keys) still resumes and samples."""
-    info = json.loads((run_copy / "run.json").read_text())
+    """A run.json from before RunSpec, with fewer keys still, resumes and samples."""
+    info = flat_run_json(run_copy)
     for key in ("steps_per_epoch", "data_fingerprint", "ada_options", "model_options", "loss"):
         info.pop(key, None)
     (run_copy / "run.json").write_text(json.dumps(info))
