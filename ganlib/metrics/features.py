@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -22,6 +23,7 @@ from ganlib.common import (
     cache_root,
     check_image_size,
     to_uint8,
+    write_error,
 )
 from ganlib.data.toy_faces import FACTOR_NAMES, FACTOR_SIZES, toy_faces
 
@@ -270,20 +272,55 @@ def load_or_train(network, config, prefix, train, cache_dir=None):
     (default $GANLIB_CACHE or ~/.cache/ganlib): another config gets other files.
     train() fits `network` and returns a JSON-serialisable dict, stored beside the
     weights and returned on later uses. Returns (info, weights_path, info_path).
+    Processes that need the same missing files at once (two notebooks, two test
+    workers) train once: the first holds PREFIX_<hash>.lock while it trains, the
+    others wait for it and load what it wrote.
     """
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root(cache_dir)
     weights_path = root / f"{prefix}_{key}.weights.h5"
     info_path = root / f"{prefix}_{key}.json"
-    if weights_path.is_file() and info_path.is_file():
-        network.load_weights(weights_path)
-        return json.loads(info_path.read_text()), weights_path, info_path
-    info = train()
-    # Renamed into place once complete: a parallel run never sees half a file.
-    atomic_save(weights_path, network.save_weights)
-    with atomic_write(info_path, "w") as file:
-        file.write(json.dumps(info, indent=2))
-    return info, weights_path, info_path
+    if not (weights_path.is_file() and info_path.is_file()):
+        with _training_lock(root / f"{prefix}_{key}.lock"):
+            # Trained by another process while this one waited for the lock?
+            if not (weights_path.is_file() and info_path.is_file()):
+                info = train()
+                # Renamed into place once complete: a reader never sees half a file,
+                # and the .json last, so that both files present means both complete.
+                atomic_save(weights_path, network.save_weights)
+                with atomic_write(info_path, "w") as file:
+                    file.write(json.dumps(info, indent=2))
+                return info, weights_path, info_path
+    network.load_weights(weights_path)
+    return json.loads(info_path.read_text()), weights_path, info_path
+
+
+@contextlib.contextmanager
+def _training_lock(path):
+    """Hold the operating system's lock (flock) on `path` while the block runs; wait for it.
+
+    The lock goes with its holder, however that process ends, so a killed trainer never
+    leaves the others waiting; the file itself stays (removing it would let a late
+    process lock a new file while another still holds the old one). Where there are no
+    such locks (Windows, some network file systems) the block runs unlocked, as if
+    the processes had not met: each trains and the last rename wins.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise write_error(path, error) from error
+    try:
+        with contextlib.suppress(OSError):  # ENOLCK, EOPNOTSUPP: a file system without locks
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def toy_face_trunk(inputs, image_size, feature_dim, seeds, name=None):

@@ -67,7 +67,10 @@ def test_gpu_sh_runs_as_written_with_tiny_settings_on_the_cpu(tmp_path):
     # A tiny run's results are refused by --merge into the real table.
     refused = subprocess.run(
         ["bash", str(GPU_SH), "--merge", str(out), "--results-file", str(tmp_path / "RESULTS.md")],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert refused.returncode == 2 and "a --tiny run" in refused.stderr, refused.stderr
     assert not (tmp_path / "RESULTS.md").exists()

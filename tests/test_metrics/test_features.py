@@ -1,5 +1,11 @@
 """Tests for ganlib/metrics/features.py."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import keras
@@ -164,3 +170,87 @@ def test_load_or_train_trains_once_per_config_and_reloads_the_weights(tmp_path):
     third = network()
     _, other, _ = load_or_train(third, {"a": 2}, "tiny", train_into(third), tmp_path)
     assert len(calls) == 2 and other != weights
+
+
+# A process that needs a cached network: it says it is ready, waits for "go" (so that two
+# of them ask at the same moment), then loads or trains a Dense layer whose kernel is
+# filled with its own number, taking `seconds` to train. It prints the info and kernel.
+_CACHE_USER = """
+import json, sys, time
+from pathlib import Path
+import keras
+import numpy as np
+from ganlib.metrics.features import load_or_train
+
+cache, number, seconds = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+def train():
+    with open(cache.parent / "trained", "a") as log:
+        log.write(f"{number}\\n")
+    time.sleep(seconds)
+    network.layers[0].kernel.assign(np.full((3, 2), number, "float32"))
+    return {"trained_by": number}
+
+(cache.parent / f"ready-{number}").touch()
+while not (cache.parent / "go").exists():
+    time.sleep(0.01)
+info, _, _ = load_or_train(network, {"a": 1}, "tiny", train, cache)
+print(json.dumps({"info": info, "kernel": network.layers[0].kernel.numpy().tolist()}))
+"""
+
+
+def _cache_users(tmp_path, numbers, seconds):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    users = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CACHE_USER, str(tmp_path / "cache"), str(n), str(seconds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in numbers
+    ]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{n}").exists() for n in numbers):
+        assert time.monotonic() < deadline and all(u.poll() is None for u in users), [
+            u.communicate()[1][-2000:] for u in users if u.poll() is not None
+        ]
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    return users
+
+
+def test_two_processes_needing_the_same_network_at_once_train_it_once(tmp_path):
+    # Two test workers, or two notebooks, starting on an empty cache.
+    results = []
+    for user in _cache_users(tmp_path, (1, 2), seconds=2):
+        out, err = user.communicate(timeout=120)
+        assert user.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    trained = (tmp_path / "trained").read_text().split()
+    assert len(trained) == 1, f"trained by {trained}: the second process did not wait"
+    first = int(trained[0])
+    for result in results:  # the other one waited and loaded what the first one wrote
+        assert result["info"] == {"trained_by": first}
+        np.testing.assert_array_equal(result["kernel"], np.full((3, 2), first))
+
+
+def test_a_trainer_killed_midway_leaves_the_cache_to_the_next_process(tmp_path):
+    from ganlib.metrics.features import load_or_train
+
+    (holder,) = _cache_users(tmp_path, (1,), seconds=600)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "trained").exists():  # it holds the lock and trains
+        assert time.monotonic() < deadline and holder.poll() is None
+        time.sleep(0.05)
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate(timeout=60)
+    network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    started = time.monotonic()
+    info, weights, _ = load_or_train(
+        network, {"a": 1}, "tiny", lambda: {"trained_by": 3}, tmp_path / "cache"
+    )
+    assert info == {"trained_by": 3} and weights.is_file()
+    assert time.monotonic() - started < 30  # did not wait for the killed process
