@@ -666,7 +666,8 @@ def run_experiment(
 
     provenance.json (returned as a dict) is written by this function only: the
     settings, each run's variant, seed, wall seconds and whether other work shared the
-    machine while it trained, and one entry per process that worked on the result
+    machine while it trained (runs_untimed: runs found trained to the end whose last
+    process left no record, so their seconds and the total are lower bounds), and one entry per process that worked on the result
     (command, commit, start, wall time, load averages at start and end).
     """
     from ganlib.training import train
@@ -732,6 +733,7 @@ def run_experiment(
     ]
     run_seconds = dict(previous.get("run_seconds") or {})
     run_shared = dict(previous.get("run_shared") or {})
+    untimed = list(previous.get("runs_untimed") or [])
     process = {
         "command": command,
         "commit": _git("rev-parse", "HEAD") or "unknown (not a git checkout)",
@@ -781,6 +783,7 @@ def run_experiment(
             and all(r in finished for r, e in runs.items() if e["variant"] == v)
         ]
         record["run_seconds"], record["run_shared"] = run_seconds, run_shared
+        record["runs_untimed"] = [r for r in runs if r in untimed]
         record["grid_epochs"] = grids
         # Unfinished runs and the epochs their run folders hold so far (from 1).
         record["runs_in_progress"] = {
@@ -793,14 +796,27 @@ def run_experiment(
         with atomic_write(out / "provenance.json", "w") as file:
             file.write(json.dumps(record, indent=2) + "\n")
 
+    # Run folders trained to the end whose history was never copied into `out`.
+    lost = [
+        r
+        for r in runs
+        if _finished(work / r, settings["epochs"])
+        and not _finished(out / f"history_{r}.csv", settings["epochs"])
+    ]
     write_provenance()
     order = [r for r, e in runs.items() if e["variant"] in chosen and e["seed"] in asked]
     for run in order:
         variant, seed = runs[run]["variant"], runs[run]["seed"]
         variant_entry = registry[variant]
-        if run not in finished and not train_now:
+        if run in lost:
+            # Trained to the end by a process stopped before it recorded the run:
+            # finished, but its time was not measured in full.
+            untimed += [run] if run not in untimed else []
+            if run in finished:
+                finished.remove(run)  # copied again below, with every epoch
+        elif run not in finished and not train_now:
             continue
-        if run not in finished:
+        elif run not in finished:
             if verbose:
                 print(f"{name}: training {run} in {work / run}")
             loads = _LoadSampler(write_provenance)

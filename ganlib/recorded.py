@@ -214,6 +214,12 @@ def provenance_caption(provenance) -> str:
         )
     elif get("run_shared"):
         text += " No other work shared the machine while the runs trained."
+    untimed = [run for run in get("runs_untimed") or [] if run in runs]
+    if untimed:
+        text += (
+            f" The process that finished {', '.join(untimed)} was stopped before it recorded "
+            "its time, so the wall time is a lower bound."
+        )
     grids = get("grid_epochs")
     if grids:
         text += f" Sample grids kept at epochs {', '.join(str(e + 1) for e in grids)} (from 1)."

@@ -79,9 +79,21 @@ def _literals(code_cells):
     }
 
 
+def _settings(result):
+    """The numbers a recorded run was set up with (batch, steps per epoch): inputs, not results."""
+    settings = result.provenance.get("settings") or {}
+    return {
+        _significant(str(value))
+        for value in settings.values()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
 def typed_recorded_numbers(markdown_cells, code_cells, results):
     """The recorded numbers (with at least 3 significant digits) found in the markdown cells."""
     allowed = _literals(code_cells)
+    for result in results:
+        allowed |= _settings(result)
     found = set()
     text = "\n".join(markdown_cells)
     for result in results:
@@ -153,6 +165,18 @@ def test_the_check_finds_numbers_typed_into_a_doctored_copy(results):
     assert result.provenance["commit"][:7] in found
     if kids and len(_significant(f"{kids[-1]:.1f}")) >= 3:
         assert f"{kids[-1]:.1f}" in found
+
+
+def test_a_setting_of_the_recorded_run_is_not_a_result():
+    # A KID of 155.8 reads "156" at no decimals, as do the 156 steps per epoch the run was set to.
+    result = SimpleNamespace(
+        histories={"run": {"kid": np.array([155.8, 404.2])}},
+        provenance={"settings": {"steps_per_epoch": 156, "quick": False}},
+    )
+    text = ["156 updates per epoch; a KID of 404 at the end"]
+    assert typed_recorded_numbers(text, [], [result]) == ["404"]
+    result.provenance = {}
+    assert typed_recorded_numbers(text, [], [result]) == ["156", "404"]
 
 
 def test_a_number_is_not_found_inside_a_longer_one():

@@ -476,3 +476,34 @@ def test_a_stopped_experiment_is_recorded_as_far_as_it_got(tmp_path):
         == 0
     )
     assert json.loads((out / "provenance.json").read_text())["command"].endswith("--record-only")
+
+
+@pytest.mark.parametrize("train_now", [False, True])
+def test_a_run_finished_by_a_process_that_left_no_record_counts_with_its_time_a_lower_bound(
+    tmp_path, train_now
+):
+    """A process trains a run to its end and is stopped before it writes provenance.json."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    options = dict(work=work, quick=True, kid=False, variants=["baseline"], seeds=[0])
+    run_experiment("seed-claim", out, epochs=1, **options)
+    kept = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    run_experiment("seed-claim", out, epochs=2, **options)
+    for path in out.iterdir():  # the second process's record is lost; its run folder is not
+        if path.is_file():
+            path.unlink()
+    for name, content in kept.items():
+        (out / name).write_bytes(content)
+    history = work / "baseline_seed0" / "history.csv"
+    stamp = history.stat().st_mtime_ns
+    record = run_experiment("seed-claim", out, epochs=2, train_now=train_now, **options)
+    assert history.stat().st_mtime_ns == stamp  # not trained again
+    assert record["runs_finished"] == ["baseline_seed0"]
+    assert record["runs_in_progress"] == {}
+    assert record["runs_untimed"] == ["baseline_seed0"]
+    assert (out / "history_baseline_seed0.csv").read_bytes() == history.read_bytes()
+    assert check_provenance(out) == []
+    caption = recorded.provenance_caption(record)
+    assert "stopped before it recorded its time, so the wall time is a lower bound" in caption
+    # A run this process times itself is not marked.
+    again = run_experiment("seed-claim", out, epochs=3, **options)
+    assert again["runs_untimed"] == ["baseline_seed0"]  # still: its seconds stay a lower bound
