@@ -33,6 +33,7 @@ network as another at the chosen image size is skipped with the reason.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import os
@@ -796,6 +797,11 @@ def run_experiment(
         with atomic_write(out / "provenance.json", "w") as file:
             file.write(json.dumps(record, indent=2) + "\n")
 
+    def record_run_time(run, before, started, start_load, loads):
+        run_seconds[run] = round(before + time.monotonic() - started, 1)
+        run_shared[run] = bool(run_shared.get(run) or _shared(start_load, loads.loads))
+        write_provenance()
+
     # Run folders trained to the end whose history was never copied into `out`.
     lost = [
         r
@@ -819,8 +825,11 @@ def run_experiment(
         elif run not in finished:
             if verbose:
                 print(f"{name}: training {run} in {work / run}")
-            loads = _LoadSampler(write_provenance)
-            run_started, run_load = time.monotonic(), _load()[0]
+            loads = _LoadSampler()
+            progress = functools.partial(
+                record_run_time, run, run_seconds.get(run, 0.0), time.monotonic(), _load()[0], loads
+            )
+            loads.then = progress  # after every epoch: a stopped process leaves the time so far
             train(
                 spec=variant_spec(variant_entry, settings, seed),
                 run_dir=work / run,
@@ -839,9 +848,8 @@ def run_experiment(
                 ],
                 verbose=verbose,
             )
-            run_seconds[run] = round(run_seconds.get(run, 0.0) + time.monotonic() - run_started, 1)
-            run_shared[run] = bool(run_shared.get(run) or _shared(run_load, loads.loads))
             process["runs_trained"].append(run)
+            progress()
         if run not in finished:
             shutil.copyfile(work / run / "history.csv", out / f"history_{run}.csv")
             finished.append(run)

@@ -507,3 +507,27 @@ def test_a_run_finished_by_a_process_that_left_no_record_counts_with_its_time_a_
     # A run this process times itself is not marked.
     again = run_experiment("seed-claim", out, epochs=3, **options)
     assert again["runs_untimed"] == ["baseline_seed0"]  # still: its seconds stay a lower bound
+
+
+def test_a_process_stopped_mid_run_leaves_the_runs_time_so_far(tmp_path, monkeypatch):
+    out, work = tmp_path / "out", tmp_path / "work"
+    options = dict(work=work, quick=True, kid=False, variants=["baseline"], seeds=[0])
+    epoch_end = experiments._LoadSampler.on_epoch_end
+
+    def stopped_after_the_first_epoch(self, epoch, logs=None):
+        epoch_end(self, epoch, logs)
+        raise KeyboardInterrupt  # the process is stopped here
+
+    monkeypatch.setattr(experiments._LoadSampler, "on_epoch_end", stopped_after_the_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("seed-claim", out, epochs=2, **options)
+    stopped = json.loads((out / "provenance.json").read_text())
+    assert stopped["runs_finished"] == []
+    first = stopped["run_seconds"]["baseline_seed0"]
+    assert 0 < first <= stopped["processes"][-1]["seconds"]
+    monkeypatch.undo()
+    record = run_experiment("seed-claim", out, epochs=2, **options)
+    assert record["runs_finished"] == ["baseline_seed0"]
+    second = record["processes"][-1]["seconds"]
+    assert first < record["run_seconds"]["baseline_seed0"] <= first + second
+    assert record["runs_untimed"] == []
