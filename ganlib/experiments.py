@@ -668,8 +668,9 @@ def run_experiment(
     provenance.json (returned as a dict) is written by this function only: the
     settings, each run's variant, seed, wall seconds and whether other work shared the
     machine while it trained (runs_untimed: runs found trained to the end whose last
-    process left no record, so their seconds and the total are lower bounds), and one entry per process that worked on the result
-    (command, commit, start, wall time, load averages at start and end).
+    process left no record, so their seconds and the total are lower bounds), and one
+    entry per process that worked on the result (command, commit, start, wall time,
+    load averages at start and end).
     """
     from ganlib.training import train
 
@@ -817,7 +818,8 @@ def run_experiment(
         if run in lost:
             # Trained to the end by a process stopped before it recorded the run:
             # finished, but its time was not measured in full.
-            untimed += [run] if run not in untimed else []
+            if run not in untimed:
+                untimed.append(run)
             if run in finished:
                 finished.remove(run)  # copied again below, with every epoch
         elif run not in finished and not train_now:

@@ -504,9 +504,10 @@ def test_a_run_finished_by_a_process_that_left_no_record_counts_with_its_time_a_
     assert check_provenance(out) == []
     caption = recorded.provenance_caption(record)
     assert "stopped before it recorded its time, so the wall time is a lower bound" in caption
-    # A run this process times itself is not marked.
+    # Trained further by a process that records its time, the run stays marked: the
+    # seconds of the lost process are still missing from its total.
     again = run_experiment("seed-claim", out, epochs=3, **options)
-    assert again["runs_untimed"] == ["baseline_seed0"]  # still: its seconds stay a lower bound
+    assert again["runs_untimed"] == ["baseline_seed0"]
 
 
 def test_a_process_stopped_mid_run_leaves_the_runs_time_so_far(tmp_path, monkeypatch):
