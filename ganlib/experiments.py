@@ -172,8 +172,10 @@ PROVENANCE_KEYS = (
     "quick",
     "full",
 )
-# Grids larger than this are stored with a 256-colour palette.
-_GRID_BYTES = 120_000
+# Grids larger than this are stored with a 256-colour palette: a 5x5 grid of generated
+# 32 px faces takes about 70 kB without and 26 kB with one (a pixel moves by about 7 of
+# 255 levels), so twelve runs keep four epochs of grids within MAX_RESULT_BYTES, not one.
+_GRID_BYTES = 40_000
 # The settings a continued result must share with the one it continues (not the epochs,
 # which may grow, nor the seeds, which may be added).
 _SAME_SETTINGS = (
