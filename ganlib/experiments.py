@@ -279,11 +279,12 @@ def _load():
 
 
 def _shared(start_load, loads):
-    """True when other work shared the machine: load before training started, or above the cores.
+    """True when other work shared the machine: load before the process started, or above the cores.
 
     This process's own training keeps about one runnable thread per core, so the load
     it causes is at most the number of cores; more than half a core above that, or a
-    load of half a core before it started, is someone else's work.
+    load of half a core before the process started, is someone else's work. (The load
+    when a later run starts still holds the runs this process trained before it.)
     """
     cores = os.cpu_count() or 1
     return bool(start_load >= 0.5 or any(load > cores + 0.5 for load in loads))
@@ -830,8 +831,15 @@ def run_experiment(
             if verbose:
                 print(f"{name}: training {run} in {work / run}")
             loads = _LoadSampler()
+            # The load before this process started: what a run's own start sees may be the
+            # runs this process trained before it.
             progress = functools.partial(
-                record_run_time, run, run_seconds.get(run, 0.0), time.monotonic(), _load()[0], loads
+                record_run_time,
+                run,
+                run_seconds.get(run, 0.0),
+                time.monotonic(),
+                start_load[0],
+                loads,
             )
             loads.then = progress  # after every epoch: a stopped process leaves the time so far
             train(

@@ -560,3 +560,38 @@ def test_a_process_stopped_mid_run_leaves_the_runs_time_so_far(tmp_path, monkeyp
     second = record["processes"][-1]["seconds"]
     assert first < record["run_seconds"]["baseline_seed0"] <= first + second
     assert record["runs_untimed"] == []
+
+
+@pytest.mark.parametrize(
+    "before, during, shared",
+    [
+        (0.0, "cores", False),  # only this process's own training: no run is shared
+        (1.5, "cores", True),  # someone else's work was running when the process started
+        (0.0, "above", True),  # more than the cores' worth of load while it trained
+    ],
+)
+def test_a_run_is_marked_shared_by_other_work_not_by_the_runs_before_it(
+    tmp_path, monkeypatch, before, during, shared
+):
+    """The load a process's own earlier run leaves behind is not someone else's work."""
+    import os
+
+    cores = os.cpu_count() or 1
+    own = float(cores) if during == "cores" else cores + 1.5
+    calls = []
+
+    def load_average():
+        calls.append(None)
+        return (before,) * 3 if len(calls) == 1 else (own,) * 3  # the first: process start
+
+    monkeypatch.setattr(experiments, "_load", load_average)
+    record = run_experiment(
+        "seed-claim",
+        tmp_path / "out",
+        work=tmp_path / "work",
+        quick=True,
+        kid=False,
+        variants=["baseline", "improved_as_run"],
+        seeds=[0],
+    )
+    assert record["run_shared"] == {"baseline_seed0": shared, "improved_as_run_seed0": shared}
