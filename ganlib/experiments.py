@@ -801,9 +801,11 @@ def run_experiment(
         with atomic_write(out / "provenance.json", "w") as file:
             file.write(json.dumps(record, indent=2) + "\n")
 
-    def record_run_time(run, before, started, start_load, loads):
+    def record_run_time(run, before, started, loads):
         run_seconds[run] = round(before + time.monotonic() - started, 1)
-        run_shared[run] = bool(run_shared.get(run) or _shared(start_load, loads.loads))
+        # The load before this process started: when a later run starts, the load still
+        # holds the runs this process trained before it.
+        run_shared[run] = bool(run_shared.get(run) or _shared(start_load[0], loads.loads))
         write_provenance()
 
     # Run folders trained to the end whose history was never copied into `out`.
@@ -831,15 +833,8 @@ def run_experiment(
             if verbose:
                 print(f"{name}: training {run} in {work / run}")
             loads = _LoadSampler()
-            # The load before this process started: what a run's own start sees may be the
-            # runs this process trained before it.
             progress = functools.partial(
-                record_run_time,
-                run,
-                run_seconds.get(run, 0.0),
-                time.monotonic(),
-                start_load[0],
-                loads,
+                record_run_time, run, run_seconds.get(run, 0.0), time.monotonic(), loads
             )
             loads.then = progress  # after every epoch: a stopped process leaves the time so far
             train(
