@@ -417,16 +417,13 @@ def test_a_grid_of_trained_samples_is_stored_with_a_palette_close_to_its_colours
     """
     from PIL import Image
 
-    from ganlib import data
+    from ganlib import data, grids
 
     faces, _ = data.toy_faces(25, image_size=32, seed=0)
     grain = np.random.default_rng(0).normal(0, 12, faces.shape)
     faces = np.clip(faces + grain, 0, 255).astype(np.uint8)
-    grid = np.full((172, 172, 3), 255, np.uint8)
-    for i, face in enumerate(faces):
-        row, col = divmod(i, 5)
-        grid[2 + 34 * row : 34 + 34 * row, 2 + 34 * col : 34 + 34 * col] = face
-    Image.fromarray(grid).save(tmp_path / "grid.png")
+    grid = grids.image_grid(faces, 5, 5)
+    grids.save_grid(tmp_path / "grid.png", faces, 5, 5)
     lossless = (tmp_path / "grid.png").stat().st_size
     experiments._save_grid(tmp_path / "grid.png", tmp_path / "kept.png")
     kept = tmp_path / "kept.png"
